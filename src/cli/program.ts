@@ -1,0 +1,165 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import { closest } from "../common/text.ts";
+import { stepIds } from "../pipeline/step-ids.ts";
+import { flagName, type SettingGroup, type SettingKey, settingKeys, settingsSchema } from "../config/schema.ts";
+import type { CommandContext, GlobalOptions } from "./context.ts";
+
+/**
+ * The commander program: every command of the contract with its options and help. Actions
+ * import their module only when they run, so `llama3-trt ask` never loads the build machinery.
+ */
+export function buildProgram(version: string, run: (ctx: CommandContext, module: CommandModule) => Promise<void>) {
+  const program = new Command("llama3-trt")
+    .description(
+      "From a bare NVIDIA GPU host to a served Meta Llama 3 on TensorRT-LLM v0.8.0 and Triton:\n" +
+        "`build` (clone, download, convert, build the engine, assemble the model repository), `serve`, `ask`.",
+    )
+    .version(version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("-w, --workdir <dir>", "working folder (default: $LLAMA3_TRT_WORKDIR, else ./llama3-trt)")
+    .option("-c, --config <file>", "settings file (default: ./llama3-trt.yaml or ./llama3-trt.json when present)")
+    .option("--json", "print one JSON document on stdout; human logs go to stderr")
+    .option("-v, --verbose", "show everything, including each step's full output")
+    .option("-q, --quiet", "print only results and errors")
+    .option("--no-color", "no colours (also NO_COLOR)")
+    .showSuggestionAfterError(true)
+    // Both are copied into each subcommand when it is created, so they must come first: commander
+    // would otherwise exit with its own code 1 on a usage error, and print errors itself.
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 success, 1 a step or request failed, 2 usage or configuration error, 130 interrupted.\n" +
+        "Settings: flags > LLAMA3_TRT_* environment > llama3-trt.yaml > defaults (`llama3-trt init` writes the file).",
+    );
+
+  const command = (
+    name: string,
+    description: string,
+    module: CommandModule,
+    settings: readonly SettingGroup[],
+  ): Command => {
+    const sub = program.command(name).description(description);
+    for (const option of settingOptions(settings)) sub.addOption(option);
+    sub.action(async (...args: unknown[]) => {
+      // commander passes positional arguments, then the options object, then the command.
+      const self = args.at(-1) as Command;
+      const positional = args.slice(0, -2).map((a) => a as string | undefined);
+      await run(
+        {
+          command: name,
+          globals: self.optsWithGlobals<GlobalOptions>(),
+          options: self.opts(),
+          flags: pickSettingFlags(self.opts()),
+          args: positional,
+        },
+        module,
+      );
+    });
+    return sub;
+  };
+
+  command("init", "write llama3-trt.yaml here with every setting, its default and a comment", "init", []).option(
+    "--force",
+    "overwrite an existing llama3-trt.yaml",
+  );
+
+  command(
+    "doctor",
+    "check the host (Docker, NVIDIA runtime, GPUs, disk, Hugging Face token and access, ports): ok / warning / blocker",
+    "doctor",
+    ["build", "serve"],
+  );
+
+  command("plan", "print the pipeline without running anything: each step, its state and the exact work (= build --dry-run)", "plan", [
+    "build",
+  ]);
+
+  command("build", "run the pipeline steps in order, skipping those already done", "build", ["build"])
+    .addOption(stepOption("--only <step>", "run only this step"))
+    .addOption(stepOption("--from <step>", "start at this step (earlier steps must be done)"))
+    .addOption(
+      stepOption("--force [step]", "rebuild even if up to date: every step, or only the one named").preset(true),
+    )
+    .option("--dry-run", "print the plan instead of running it")
+    .addHelpText("after", `\nSteps, in order: ${stepIds.join(", ")}.`);
+
+  command("serve", "start Triton on the model repository and wait until it is ready; Ctrl-C stops it", "serve", [
+    "serve",
+    "build",
+  ])
+    .option("-d, --detach", "return once the server is ready and leave it running")
+    .addOption(
+      new Option("--timeout <seconds>", "how long to wait for readiness").default("600").argParser(positiveInteger),
+    );
+
+  command("stop", "stop and remove the server container that `serve` started", "stop", []);
+
+  command("logs", "show the server's log", "logs", []).option("-f, --follow", "keep printing new lines");
+
+  command("status", "the steps and the server in one view", "status", ["build", "serve"]);
+
+  command("ask", "send one prompt to the served model and print the answer", "ask", ["serve", "build"])
+    .argument("<prompt>", "the question or instruction")
+    .option("--local", "no server: run TensorRT-LLM's examples/run.py on the engine in the build container")
+    .option("--raw", "send the prompt as is, without the Llama 3 chat template")
+    .option("--system <text>", "system prompt for the chat template")
+    .option("--stream", "print tokens as they arrive (needs the streaming model)")
+    .addOption(new Option("--max-tokens <n>", "most tokens to generate").default("256").argParser(positiveInteger))
+    .addOption(new Option("--temperature <t>", "sampling temperature").argParser(nonNegativeNumber))
+    .addOption(new Option("--top-p <p>", "nucleus sampling probability").argParser(nonNegativeNumber))
+    .addOption(new Option("--top-k <k>", "sample from the k most likely tokens").argParser(positiveInteger))
+    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings)");
+
+  command("clean", "remove built outputs (the Hugging Face cache too with --all)", "clean", []).option(
+    "--all",
+    "also remove the model from the Hugging Face cache",
+  );
+
+  return program;
+}
+
+export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean";
+
+/** Setting flags have no commander default: a default here would hide the file and env values. */
+function settingOptions(groups: readonly SettingGroup[]): Option[] {
+  return settingKeys
+    .filter((key) => settingsSchema[key].flag && groups.includes(settingsSchema[key].group))
+    .map((key) => {
+      const spec = settingsSchema[key];
+      const hint = spec.valueHint.startsWith("<") ? spec.valueHint : `<${spec.valueHint}>`;
+      const shown = spec.default === null ? "" : ` (default: ${String(spec.default)})`;
+      return new Option(`${flagName(key)} ${hint}`, `${spec.description}${shown}`);
+    });
+}
+
+function pickSettingFlags(options: Record<string, unknown>): Partial<Record<SettingKey, string>> {
+  const flags: Partial<Record<SettingKey, string>> = {};
+  for (const key of settingKeys) {
+    const value = options[key];
+    if (typeof value === "string") flags[key] = value;
+  }
+  return flags;
+}
+
+function stepOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser((value: string | true) => {
+    // `--force` alone arrives here as its preset, `true`: every step.
+    if (value === true || (stepIds as readonly string[]).includes(value)) return value;
+    const suggestion = closest(value, stepIds);
+    throw new InvalidArgumentError(
+      `unknown step \`${value}\`${suggestion ? ` (did you mean \`${suggestion}\`?)` : ""}; steps are ${stepIds.join(", ")}`,
+    );
+  });
+}
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got "${value}"`);
+  return n;
+}

@@ -1,0 +1,158 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { renderSettingsTable } from "../../src/config/init-template.ts";
+import { baseEnv, cli } from "../helpers/cli.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const commands = ["init", "doctor", "plan", "build", "serve", "stop", "logs", "status", "ask", "clean"] as const;
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+describe("help", () => {
+  it("lists every command of the contract", async () => {
+    using dir = tempDir();
+    const { exitCode, stdout } = await cli(["--help"], { cwd: dir.path });
+    expect(exitCode).toBe(0);
+    for (const command of commands) expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, "m"));
+    for (const flag of ["--workdir", "--config", "--json", "--verbose", "--quiet", "--no-color", "--version"]) {
+      expect(stdout).toContain(flag);
+    }
+  });
+
+  it.each(commands)("`%s --help` describes the command and exits 0", async (command) => {
+    using dir = tempDir();
+    const { exitCode, stdout } = await cli([command, "--help"], { cwd: dir.path });
+    expect(exitCode).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^Usage: llama3-trt ${command} `));
+  });
+
+  it("shows each command's own options", async () => {
+    using dir = tempDir();
+    const expected: Record<string, string[]> = {
+      build: ["--only <step>", "--from <step>", "--force [step]", "--dry-run", "--dtype", "--tp", "--quantize", "--max-batch-size", "--max-input-len", "--max-output-len", "--gpus", "--model", "--revision", "--model-dir"],
+      plan: ["--dtype", "--gpus"],
+      serve: ["--detach", "--timeout", "--port", "--grpc-port", "--metrics-port", "--host"],
+      ask: ["<prompt>", "--local", "--raw", "--stream", "--max-tokens", "--temperature", "--top-p", "--top-k", "--url", "--system"],
+      logs: ["--follow"],
+      clean: ["--all"],
+      init: ["--force"],
+    };
+    for (const [command, flags] of Object.entries(expected)) {
+      const { stdout } = await cli([command, "--help"], { cwd: dir.path });
+      for (const flag of flags) expect(stdout, `${command} ${flag}`).toContain(flag);
+    }
+  });
+
+  it("prints the package version", async () => {
+    using dir = tempDir();
+    const { exitCode, stdout } = await cli(["--version"], { cwd: dir.path });
+    expect(exitCode).toBe(0);
+    expect(stdout.trim()).toBe(pkg.version);
+  });
+});
+
+describe("usage errors exit 2", () => {
+  it.each([
+    [["build", "--frobnicate"], "unknown option '--frobnicate'"],
+    [["frobnicate"], "unknown command 'frobnicate'"],
+    [["ask"], "missing required argument 'prompt'"],
+    [["build", "--tp"], "option '--tp <1|2|4|8>' argument missing"],
+    [["build", "--only", "engin"], "unknown step `engin` (did you mean `engine`?)"],
+    [["serve", "--timeout", "soon"], 'expected a positive integer, got "soon"'],
+    [["build", "--dtype", "fp8"], '--dtype: expected one of bfloat16, float16, got "fp8"'],
+  ])("%j", async (args, message) => {
+    using dir = tempDir();
+    const { exitCode, stderr, stdout } = await cli(args, { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain(message);
+    expect(stdout).toBe("");
+  });
+
+  it("names the command's help in the hint", async () => {
+    using dir = tempDir();
+    const { stderr } = await cli(["build", "--frobnicate"], { cwd: dir.path });
+    expect(stderr).toContain("See `llama3-trt build --help`.");
+  });
+
+  it("is one JSON document on stdout with --json", async () => {
+    using dir = tempDir();
+    const { exitCode, stdout } = await cli(["build", "--json", "--frobnicate"], { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    const doc = JSON.parse(stdout) as { error: { kind: string; exitCode: number; message: string } };
+    expect(doc.error).toMatchObject({ kind: "usage", exitCode: 2 });
+    expect(doc.error.message).toContain("unknown option '--frobnicate'");
+  });
+
+  it("without a command prints the help and exits 2", async () => {
+    using dir = tempDir();
+    const { exitCode, stderr } = await cli([], { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain("Usage: llama3-trt");
+  });
+});
+
+describe("configuration through the CLI", () => {
+  it("an invalid config file exits 2 naming the key, for every command that reads settings", async () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "llama3-trt.yaml"), "max_batchsize: 8\n");
+    for (const command of ["doctor", "plan", "build", "status", "clean"]) {
+      const { exitCode, stderr } = await cli([command], { cwd: dir.path });
+      expect(exitCode, command).toBe(2);
+      expect(stderr, command).toContain("unknown key `max_batchsize` (did you mean `max_batch_size`?)");
+    }
+  });
+
+  it("an invalid environment value exits 2 naming the variable", async () => {
+    using dir = tempDir();
+    const { exitCode, stderr } = await cli(["plan"], { cwd: dir.path, env: baseEnv({ LLAMA3_TRT_GPUS: "some" }) });
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain("LLAMA3_TRT_GPUS: expected `all`, `none`");
+  });
+
+  it("--config points at another file", async () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "mine.json"), '{"tp": 5}');
+    const { exitCode, stderr } = await cli(["plan", "-c", "mine.json"], { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain(`tp in ${join(dir.path, "mine.json")}: expected one of 1, 2, 4, 8, got 5`);
+  });
+});
+
+describe("commands that later versions fill in", () => {
+  it.each(["doctor", "plan", "build", "serve", "stop", "logs", "status", "clean"])(
+    "`%s` says plainly that it is not available yet and exits 2",
+    async (command) => {
+      using dir = tempDir();
+      const { exitCode, stderr } = await cli([command], { cwd: dir.path });
+      expect(exitCode).toBe(2);
+      expect(stderr).toContain(`\`llama3-trt ${command}\` is not available yet in this version`);
+      expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
+    },
+  );
+});
+
+describe("init", () => {
+  it("writes llama3-trt.yaml, refuses to overwrite it, and overwrites with --force", async () => {
+    using dir = tempDir();
+    const first = await cli(["init"], { cwd: dir.path });
+    expect(first.exitCode).toBe(0);
+    const path = join(dir.path, "llama3-trt.yaml");
+    expect(readFileSync(path, "utf8")).toContain("max_batch_size: 64");
+    writeFileSync(path, "tp: 2\n");
+    const second = await cli(["init"], { cwd: dir.path });
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toContain("already exists");
+    expect(readFileSync(path, "utf8")).toBe("tp: 2\n");
+    const forced = await cli(["init", "--force", "--json"], { cwd: dir.path });
+    expect(forced.exitCode).toBe(0);
+    expect(JSON.parse(forced.stdout)).toEqual({ written: path });
+    expect(readFileSync(path, "utf8")).toContain("max_batch_size: 64");
+  });
+});
+
+describe("README", () => {
+  it("carries the settings table generated from the schema", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    expect(readme).toContain(renderSettingsTable());
+  });
+});

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { CommanderError } from "commander";
 import { isKnownError, UsageError, type ExitCode } from "../common/errors.ts";
 import { Output } from "./output.ts";
@@ -6,9 +5,7 @@ import { buildProgram, type CommandModule } from "./program.ts";
 import type { CommandContext } from "./context.ts";
 import type { CommandRun } from "./commands/command.ts";
 
-export const version: string = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+import { version } from "./version.ts";
 
 /**
  * The one place where errors become exit codes and messages. It sets process.exitCode rather

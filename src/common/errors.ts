@@ -44,3 +44,16 @@ export type KnownError = UsageError | FailedError | InterruptedError;
 export function isKnownError(error: unknown): error is KnownError {
   return error instanceof UsageError || error instanceof FailedError || error instanceof InterruptedError;
 }
+
+/** A pipeline step failed: names the step, quotes the end of its log and points at the whole log. */
+export class StepFailedError extends FailedError {
+  override readonly kind = "step-failed";
+  readonly step: string;
+  readonly logFile: string;
+  constructor(step: string, logFile: string, summary: string, tail: readonly string[] = [], options?: ErrorOptions) {
+    const quoted = tail.length > 0 ? `\n  Last lines:\n${tail.map((l) => `    ${l}`).join("\n")}` : "";
+    super(`Step ${step} failed: ${summary}${quoted}\n  Full log: ${logFile}`, options);
+    this.step = step;
+    this.logFile = logFile;
+  }
+}

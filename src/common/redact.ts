@@ -8,8 +8,8 @@ const patterns: readonly [RegExp, string][] = [
   [/\bhf_[A-Za-z0-9]{8,}\b/g, "hf_***"],
   // Authorization headers however they got into a string.
   [/\b(Bearer|Basic)\s+[\w+=\-./~]+/gi, "$1 ***"],
-  // Passwords in URLs: https://user:secret@host
-  [/(\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]+):[^\s/@]+@/gi, "$1:***@"],
+  // Credentials in URLs: https://user:secret@host, https://token@host
+  [/(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, "$1***@"],
   // Signed CDN URLs carry their credential in the query string.
   [/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|sig|token|Key-Pair-Id|Policy)=)[^&\s"']+/gi, "$1***"],
 ];
@@ -35,3 +35,18 @@ export class Redactor {
 /** The process-wide redactor; the CLI registers the secrets it reads as it reads them. */
 export const redactor = new Redactor();
 export const redact = (text: string): string => redactor.redact(text);
+
+/** A URL fit to print or record: no userinfo, no query string (signed URLs carry secrets there). */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username || parsed.password) {
+      parsed.username = "***";
+      parsed.password = "";
+    }
+    parsed.search = "";
+    return redact(parsed.toString());
+  } catch {
+    return redact(url);
+  }
+}

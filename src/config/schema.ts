@@ -50,6 +50,9 @@ function text(pattern: RegExp, expected: string) {
     typeof raw === "string" && pattern.test(raw) ? ok(raw) : fail(expected);
 }
 
+export type Dtype = "bfloat16" | "float16";
+export type Quantize = "none" | "int8" | "int4";
+
 /** `all`, `none`, or a comma-separated list of GPU indices or UUIDs (as `docker run --gpus device=`). */
 export type Gpus = "all" | "none" | readonly string[];
 
@@ -156,7 +159,7 @@ export const settingsSchema = {
     flag: true,
     parse: nullablePath,
   }),
-  dtype: spec({
+  dtype: spec<Dtype>({
     group: "build",
     description: "precision of the checkpoint and engine",
     default: "bfloat16",
@@ -173,7 +176,7 @@ export const settingsSchema = {
     // Llama 3 has 8 KV heads (8B and 70B): the tp size must divide them.
     parse: integer(1, 8, [1, 2, 4, 8]),
   }),
-  quantize: spec({
+  quantize: spec<Quantize>({
     group: "build",
     description: "weight-only quantization",
     default: "none",

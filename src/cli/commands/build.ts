@@ -1,5 +1,35 @@
-import { type CommandEnv, notYet } from "./command.ts";
+import { Session } from "../../pipeline/session.ts";
+import { handleInterrupts } from "../interrupts.ts";
+import { runWithProgress } from "../progress.ts";
+import { version } from "../version.ts";
+import type { StepId } from "../../pipeline/step-ids.ts";
+import { printPlan } from "./plan.ts";
+import { type CommandEnv, settingsFor } from "./command.ts";
 
 export async function run(env: CommandEnv): Promise<void> {
-  notYet(env, "the pipeline (issue #3)");
+  const { settings } = settingsFor(env);
+  const options = env.options as { only?: StepId; from?: StepId; force?: true | StepId; dryRun?: boolean };
+  let session: Session | undefined;
+  using interrupts = handleInterrupts(env.output, async () => {
+    await session?.killRunContainers().catch(() => {});
+  });
+  session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
+  if (options.dryRun) return printPlan(env, session);
+
+  await using lock = await session.lock("build");
+  if (lock.tookOverFrom) {
+    env.output.info(`took over the workdir from a dead run (pid ${lock.tookOverFrom.pid}, ${lock.tookOverFrom.command})`);
+  }
+  await session.reapOrphans((name, role, runId) =>
+    env.output.warn(`removed container ${name} left running by a killed run ${runId.slice(0, 8)} (${role})`),
+  );
+  const pipeline = await session.pipeline();
+  const executors = await pipeline.prepare({ only: options.only, from: options.from, force: options.force });
+  const outcomes = await runWithProgress(executors, env.output);
+  if (env.output.json) {
+    env.output.document({ workdir: session.paths.root, steps: outcomes });
+  } else {
+    const ran = outcomes.filter((o) => o.action === "ran").length;
+    env.output.result(ran === 0 ? "Everything is up to date." : `Built ${ran} step${ran === 1 ? "" : "s"} in ${session.paths.root}. Next: \`llama3-trt serve\`.`);
+  }
 }

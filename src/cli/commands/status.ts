@@ -1,5 +1,36 @@
-import { type CommandEnv, notYet } from "./command.ts";
+import { labelKeys } from "../../docker/labels.ts";
+import { isAlive, readOwner } from "../../pipeline/lock.ts";
+import { Session } from "../../pipeline/session.ts";
+import { version } from "../version.ts";
+import { type CommandEnv, settingsFor } from "./command.ts";
 
+/** Steps, the workdir's lock and its containers, in one view. Reads only: takes no lock. */
 export async function run(env: CommandEnv): Promise<void> {
-  notYet(env, "the pipeline (issue #3)");
+  const { settings } = settingsFor(env);
+  const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version });
+  const lock = await readOwner(session.paths.lockDir);
+  const steps = await (await session.pipeline()).evaluate();
+  const containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
+  const server = containers.find((c) => c.labels[labelKeys.role] === "server");
+  const orphans = containers
+    .filter((c) => c.labels[labelKeys.role] !== "server" && c.labels[labelKeys.run] !== lock?.runId)
+    .map((c) => ({ name: c.name, state: c.state, step: c.labels[labelKeys.role], run: c.labels[labelKeys.run] }));
+
+  if (env.output.json) {
+    env.output.document({
+      workdir: session.paths.root,
+      lock: lock ? { ...lock, alive: isAlive(lock.pid) } : null,
+      steps: steps.map((s) => ({ id: s.id, state: s.state, reason: s.reason })),
+      server: server ? { container: server.name, state: server.state } : null,
+      orphans,
+    });
+    return;
+  }
+  const lines = [`Workdir ${session.paths.root}`];
+  if (lock) lines.push(`  locked by pid ${lock.pid} on ${lock.host} (${lock.command} since ${lock.startedAt})${isAlive(lock.pid) ? "" : ", which is gone: the next build takes over"}`);
+  const width = Math.max(...steps.map((s) => s.id.length));
+  for (const s of steps) lines.push(`  ${s.id.padEnd(width)}  ${s.state}${s.state === "done" ? "" : `  ${s.reason}`}`);
+  lines.push(server ? `Server: ${server.name} (${server.state})` : "Server: not running");
+  for (const o of orphans) lines.push(`Orphaned container ${o.name} (${o.state}) from run ${o.run?.slice(0, 8)} (${o.step}); the next \`build\` removes it`);
+  env.output.result(lines.join("\n"));
 }

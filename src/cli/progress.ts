@@ -1,0 +1,48 @@
+import { Listr } from "listr2";
+import type { StepExecutor, StepOutcome } from "../pipeline/runner.ts";
+import type { Output } from "./output.ts";
+
+/** In CI logs, a step's latest line at most this often: enough to see it move, not a flood. */
+const plainLineIntervalMs = 10_000;
+
+/**
+ * The pipeline under listr2: a live display on a terminal, plain lines in CI or a pipe, nothing
+ * with --json (the document says what happened). Skipped steps say why.
+ */
+export async function runWithProgress(executors: readonly StepExecutor[], output: Output): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  const renderer = output.json || output.quiet ? "silent" : output.interactive ? "default" : "simple";
+  const list = new Listr(
+    executors.map((executor) => ({
+      title: `${executor.step.id}: ${executor.step.title}`,
+      task: async (_ctx: unknown, task: { output: string | null; title: string; skip(message?: string): void }) => {
+        let lastPlain = 0;
+        const outcome = await executor.run({
+          onStepLine: (_step, line) => {
+            if (output.verbose) output.debug(`[${executor.step.id}] ${line}`);
+            if (renderer === "default") {
+              task.output = line;
+            } else if (renderer === "simple" && Date.now() - lastPlain >= plainLineIntervalMs) {
+              lastPlain = Date.now();
+              task.output = line;
+            }
+          },
+        });
+        outcomes.push(outcome);
+        if (outcome.action === "skipped") task.skip(`${executor.step.id} [up to date]`);
+        if (outcome.action === "not-selected") task.skip(`${executor.step.id} [not selected: ${outcome.state}]`);
+      },
+    })),
+    {
+      renderer,
+      concurrent: false,
+      exitOnError: true,
+      // Errors are reported once, by the CLI's top-level handler.
+      collectErrors: false,
+      rendererOptions: { collapseSkips: false, showErrorMessage: false, formatOutput: "truncate", outputBar: 1 } as never,
+      registerSignalListeners: false,
+    },
+  );
+  await list.run();
+  return outcomes;
+}

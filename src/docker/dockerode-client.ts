@@ -1,0 +1,287 @@
+import { readdir } from "node:fs/promises";
+import { PassThrough, type Readable } from "node:stream";
+import Docker from "dockerode";
+import { FailedError, InterruptedError } from "../common/errors.ts";
+import { createBody, stopTimeoutSeconds, type ContainerSpec } from "./container-spec.ts";
+import type {
+  BuildOptions,
+  ContainerSummary,
+  DockerClient,
+  EngineInfo,
+  ImageInfo,
+  PullProgress,
+  RunOptions,
+  RunResult,
+} from "./docker-client.ts";
+
+/** The one file that imports dockerode. */
+export class DockerodeClient implements DockerClient {
+  readonly #docker: Docker;
+  readonly #host: string;
+
+  constructor(env: Readonly<Record<string, string | undefined>>) {
+    // dockerode reads DOCKER_HOST itself only from process.env; pass it explicitly instead.
+    this.#host = env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+    this.#docker = new Docker(connectionOptions(this.#host));
+  }
+
+  async info(): Promise<EngineInfo> {
+    const info = (await this.#call(() => this.#docker.info(), 5_000)) as {
+      ServerVersion?: string;
+      Runtimes?: Record<string, unknown>;
+      SecurityOptions?: string[];
+    };
+    return {
+      serverVersion: info.ServerVersion ?? "unknown",
+      host: this.#host,
+      runtimes: Object.keys(info.Runtimes ?? {}),
+      rootless: (info.SecurityOptions ?? []).some((o) => o.includes("rootless")),
+    };
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | undefined> {
+    try {
+      const image = await this.#call(() => this.#docker.getImage(ref).inspect());
+      return { id: image.Id, repoDigests: image.RepoDigests ?? [], labels: image.Config?.Labels ?? {} };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async pullImage(ref: string, options: { onProgress: (p: PullProgress) => void; signal: AbortSignal }): Promise<void> {
+    const stream = (await this.#call(() => this.#docker.pull(ref))) as Readable;
+    await this.#follow(stream, options.signal, (event) => {
+      options.onProgress({
+        status: String(event.status ?? ""),
+        ...(typeof event.id === "string" ? { layer: event.id } : {}),
+        ...(event.progressDetail?.total ? { current: event.progressDetail.current ?? 0, total: event.progressDetail.total } : {}),
+      });
+    });
+  }
+
+  async buildImage(options: BuildOptions): Promise<void> {
+    const files = await readdir(options.contextDir, { recursive: true });
+    const stream = (await this.#call(() =>
+      this.#docker.buildImage(
+        { context: options.contextDir, src: files },
+        { t: options.tag, buildargs: { ...options.buildArgs }, labels: { ...options.labels }, rm: true, forcerm: true },
+      ),
+    )) as Readable;
+    await this.#follow(stream, options.signal, (event) => {
+      if (typeof event.stream === "string") {
+        for (const line of event.stream.split("\n")) if (line.trim()) options.onLine(line);
+      }
+    });
+  }
+
+  async runToCompletion(spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
+    try {
+      return await this.#run(spec, options);
+    } catch (error) {
+      // Some engines (rootless, or with a low limit of their own) cannot give a container an
+      // unlimited memlock; TensorRT-LLM runs without it, so retry once without and remember.
+      if (!(error instanceof MemlockRefused)) throw error;
+      this.#raiseMemlock = false;
+      options.onLine("[llama3-trt] this Docker engine cannot raise the memlock limit: running without --ulimit memlock=-1");
+      return this.#run(spec, options);
+    }
+  }
+
+  #raiseMemlock = true;
+
+  async #run(spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
+    if (options.signal.aborted) throw new InterruptedError("interrupted before the container started");
+    const raiseMemlock = this.#raiseMemlock && !options.engine.rootless;
+    const container = await this.#call(() =>
+      this.#docker.createContainer(createBody(spec, options.labels, { raiseMemlock }) as Docker.ContainerCreateOptions),
+    );
+    let removed = false;
+    const remove = async (kill = false) => {
+      if (removed) return;
+      removed = true;
+      await this.removeContainer(container.id, { kill });
+    };
+    const onAbort = () => void remove().catch(() => {});
+    try {
+      // Attach before start so that no early line is lost.
+      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+      const outputEnded = new Promise<void>((resolve) => {
+        stream.once("end", resolve);
+        stream.once("close", resolve);
+        stream.once("error", () => resolve());
+      });
+      const lines = lineSplitter(options.onLine);
+      this.#docker.modem.demuxStream(stream, lines, lines);
+      try {
+        await container.start();
+      } catch (error) {
+        if (raiseMemlock && /error setting rlimit type 8/.test(messageOf(error))) throw new MemlockRefused();
+        throw startError(error, spec);
+      }
+      options.signal.addEventListener("abort", onAbort, { once: true });
+      const waited = (await container.wait()) as { StatusCode: number };
+      // The last lines may still be in flight when wait returns; do not wait forever for them.
+      await Promise.race([outputEnded, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+      lines.end();
+      if (options.signal.aborted) throw new InterruptedError("interrupted; the container was stopped and removed");
+      const state = (await container.inspect()).State;
+      return { exitCode: waited.StatusCode, oomKilled: Boolean(state?.OOMKilled) };
+    } finally {
+      options.signal.removeEventListener("abort", onAbort);
+      // A failed start leaves the container in Created (reliability D2/D3): remove it in every case.
+      await remove().catch(() => {});
+    }
+  }
+
+  async listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]> {
+    const list = await this.#call(() =>
+      this.#docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } }),
+    );
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ""),
+      state: c.State,
+      image: c.Image,
+      labels: c.Labels,
+    }));
+  }
+
+  async removeContainer(id: string, options: { kill?: boolean } = {}): Promise<void> {
+    const container = this.#docker.getContainer(id);
+    try {
+      if (options.kill) await container.kill().catch(ignoreGoneOrStopped);
+      else await container.stop({ t: stopTimeoutSeconds }).catch(ignoreGoneOrStopped);
+      await container.remove({ force: true, v: true });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw this.#wrap(error);
+    }
+  }
+
+  /** Progress streams carry their errors in-band: an `error` event is a failure, never a success. */
+  #follow(stream: Readable, signal: AbortSignal, onEvent: (event: ProgressEvent) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let failure: Error | undefined;
+      const onAbort = () => {
+        stream.destroy();
+        reject(new InterruptedError("interrupted"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#docker.modem.followProgress(
+        stream,
+        (error: Error | null) => {
+          signal.removeEventListener("abort", onAbort);
+          if (signal.aborted) return;
+          if (error ?? failure) reject(error ?? failure);
+          else resolve();
+        },
+        (event: ProgressEvent) => {
+          if (event.error || event.errorDetail) {
+            failure ??= new FailedError(String(event.errorDetail?.message ?? event.error));
+            return;
+          }
+          onEvent(event);
+        },
+      );
+    });
+  }
+
+  async #call<T>(action: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    try {
+      if (timeoutMs === undefined) return await action();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), timeoutMs);
+      });
+      try {
+        return await Promise.race([action(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (error) {
+      throw this.#wrap(error);
+    }
+  }
+
+  /** Classify by errno code and the engine's message, never by dockerode's `reason` (reliability D6). */
+  #wrap(error: unknown): unknown {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code && ["ENOENT", "ECONNREFUSED", "EACCES", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"].includes(code)) {
+      return new FailedError(
+        `Cannot connect to the Docker engine at ${this.#host} (${code}). Is dockerd running? ` +
+          "Start it (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at a running engine.",
+        { cause: error },
+      );
+    }
+    return error;
+  }
+}
+
+/** The engine refused `--ulimit memlock=-1` (RLIMIT_MEMLOCK is rlimit type 8). */
+class MemlockRefused extends Error {}
+
+interface ProgressEvent {
+  status?: string;
+  id?: string;
+  stream?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  progressDetail?: { current?: number; total?: number };
+}
+
+function connectionOptions(host: string): Docker.DockerOptions {
+  if (host.startsWith("unix://")) return { socketPath: host.slice("unix://".length) };
+  const url = new URL(host.replace(/^tcp:/, "http:"));
+  return { host: url.hostname, port: Number(url.port || 2375), protocol: "http" };
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | undefined)?.statusCode;
+}
+
+function messageOf(error: unknown): string {
+  const json = (error as { json?: { message?: string } } | undefined)?.json;
+  return json?.message ?? (error instanceof Error ? error.message : String(error));
+}
+
+function ignoreGoneOrStopped(error: unknown): void {
+  // 304: already stopped; 404: already gone; 409: removal already in progress.
+  if (![304, 404, 409].includes(statusOf(error) ?? 0)) throw error;
+}
+
+/** Start failures an engine gives for setups that cannot work, turned into what to do. */
+function startError(error: unknown, spec: ContainerSpec): Error {
+  const message = messageOf(error);
+  if (message.includes("could not select device driver")) {
+    return new FailedError(
+      `NVIDIA Container Toolkit not configured for this Docker engine: ${message.replace(/^\(HTTP code \d+\) [a-z ]+- /, "")}. ` +
+        "Install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`, " +
+        "or pass `--gpus none` (the engine step needs a GPU).",
+      { cause: error },
+    );
+  }
+  if (/address already in use|port is already allocated/.test(message)) {
+    const ports = (spec.ports ?? []).map((p) => `${p.hostIp}:${p.host}`).join(", ");
+    return new FailedError(`A port is already in use (${ports}): ${message}. Stop what uses it or choose other ports.`, {
+      cause: error,
+    });
+  }
+  return new FailedError(`The container did not start: ${message}`, { cause: error });
+}
+
+/** A writable that hands complete lines to `onLine` (the last partial line on end). */
+function lineSplitter(onLine: (line: string) => void): PassThrough {
+  let rest = "";
+  const splitter = new PassThrough();
+  splitter.on("data", (chunk: Buffer) => {
+    const text = rest + chunk.toString("utf8");
+    const lines = text.split(/\r?\n|\r/);
+    rest = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  });
+  splitter.on("end", () => {
+    if (rest) onLine(rest);
+    rest = "";
+  });
+  return splitter;
+}

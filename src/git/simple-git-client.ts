@@ -1,0 +1,80 @@
+import { mkdir } from "node:fs/promises";
+import { simpleGit, type SimpleGit } from "simple-git";
+import { FailedError, InterruptedError } from "../common/errors.ts";
+import { redact } from "../common/redact.ts";
+import type { CloneOptions, GitClient } from "./git-client.ts";
+
+/** GIT_* variables a user may rely on (a corporate CA, a proxy) and the one we set ourselves. */
+const allowedGitVariables = ["GIT_TERMINAL_PROMPT", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "GIT_PROXY_COMMAND", "GIT_SSH_COMMAND"];
+const passedVariables = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
+
+/**
+ * git's environment, built rather than inherited: simple-git refuses to pass variables that can
+ * make git run programs (GIT_*, EDITOR, PAGER…) unless named, and a lone GIT_TERMINAL_PROMPT=0
+ * means git never stops to ask for a password (a CI job would hang). Credentials come from the
+ * user's git configuration (credential helper), never from a URL we print.
+ */
+function gitEnv(): Record<string, string> {
+  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0" };
+  for (const name of [...passedVariables, ...allowedGitVariables]) {
+    const value = process.env[name];
+    if (value !== undefined && !(name in env)) env[name] = value;
+  }
+  return env;
+}
+
+/** How long a git operation may go without finishing before it is given up. */
+const gitBlockTimeoutMs = 10 * 60_000;
+
+/** The one file that imports simple-git. */
+export class SimpleGitClient implements GitClient {
+  async cloneAt(options: CloneOptions): Promise<{ commit: string }> {
+    const { url, ref, dir, signal, onLine } = options;
+    const git = this.#git(undefined, signal, onLine);
+    try {
+      if (/^[0-9a-f]{40}$/.test(ref)) {
+        // A commit cannot be cloned with --branch: fetch exactly that commit instead.
+        await mkdir(dir, { recursive: true });
+        const inDir = this.#git(dir, signal, onLine);
+        await inDir.init();
+        await inDir.raw(["fetch", "--depth", "1", "--progress", "--", url, ref]);
+        await inDir.raw(["checkout", "--detach", "FETCH_HEAD"]);
+      } else {
+        // `--` ends the options: nothing in the URL can be read as one (reliability case 20).
+        await git.raw(["clone", "--depth", "1", "--branch", ref, "--single-branch", "--progress", "--", url, dir]);
+      }
+    } catch (error) {
+      if (signal.aborted) throw new InterruptedError("interrupted during git clone", { cause: error });
+      const detail = redact(String((error as Error).message ?? error)).trim().split("\n").slice(-3).join(" ");
+      throw new FailedError(
+        `Could not clone ${redact(url)} at ${ref}: ${detail}. Check the URL and ref (the *_repo_url and *_repo_ref settings) and your network.`,
+        { cause: error },
+      );
+    }
+    const commit = await this.headCommit(dir);
+    if (!commit) throw new FailedError(`git clone of ${redact(url)} left no checkout in ${dir}`);
+    return { commit };
+  }
+
+  async headCommit(dir: string): Promise<string | undefined> {
+    try {
+      const head = (await this.#git(dir).revparse(["--verify", "HEAD^{commit}"])).trim();
+      return /^[0-9a-f]{40}$/.test(head) ? head : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #git(baseDir: string | undefined, signal?: AbortSignal, onLine?: (line: string) => void): SimpleGit {
+    const git = simpleGit({
+      allowEnvironment: [...allowedGitVariables],
+      ...(baseDir ? { baseDir } : {}),
+      ...(signal ? { abort: signal } : {}),
+      timeout: { block: gitBlockTimeoutMs },
+      ...(onLine
+        ? { progress: ({ stage, progress }: { stage: string; progress: number }) => onLine(`git ${stage}: ${progress}%`) }
+        : {}),
+    });
+    return git.env(gitEnv());
+  }
+}

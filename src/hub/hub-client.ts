@@ -1,0 +1,164 @@
+import { listFiles } from "@huggingface/hub";
+import { FailedError, InterruptedError } from "../common/errors.ts";
+import { redactUrl } from "../common/redact.ts";
+import type { HubEnv } from "./hub-env.ts";
+import { hubError } from "./hub-errors.ts";
+
+export interface RepoFile {
+  readonly path: string;
+  readonly size: number;
+  /** sha256 of the content for LFS files, the git blob sha1 otherwise: the blob's name in the cache. */
+  readonly oid: string;
+  readonly lfs: boolean;
+}
+
+/** How many times a transient failure (5xx, 429, reset) is tried before giving up (huggingface_hub: 5). */
+const maxAttempts = 5;
+const backoffCapMs = 8_000;
+
+/**
+ * The Hub API calls the tool makes. Listing goes through @huggingface/hub; every request goes
+ * through `request`, which adds the token only for the Hub's own origin, retries transient
+ * failures, and turns 401/403/404 into their distinct messages.
+ */
+export class HubClient {
+  readonly hub: HubEnv;
+  readonly #signal: AbortSignal;
+
+  constructor(hub: HubEnv, signal: AbortSignal) {
+    this.hub = hub;
+    this.#signal = signal;
+  }
+
+  /** The 40-hex commit a revision names now. */
+  async resolveCommit(repo: string, revision: string): Promise<string> {
+    const url = `${this.hub.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
+    const response = await this.request(url, { repo, revision });
+    const info = (await response.json()) as { sha?: string };
+    if (!info.sha || !/^[0-9a-f]{40}$/.test(info.sha)) {
+      throw new FailedError(`The Hub gave an invalid commit for ${repo}@${revision}: ${JSON.stringify(info.sha)}`);
+    }
+    return info.sha;
+  }
+
+  async listFiles(repo: string, commit: string): Promise<RepoFile[]> {
+    const files: RepoFile[] = [];
+    const fetchFor = (input: string | URL | Request, init?: RequestInit) =>
+      this.request(String(input instanceof Request ? input.url : input), { repo, revision: commit }, init);
+    for await (const entry of listFiles({ repo: { type: "model", name: repo }, revision: commit, recursive: true, hubUrl: this.hub.endpoint, fetch: fetchFor })) {
+      if (entry.type !== "file") continue;
+      const oid = entry.lfs?.oid ?? entry.oid;
+      if (!oid) throw new FailedError(`The Hub listed ${entry.path} in ${repo} without an oid`);
+      files.push({
+        path: entry.path,
+        size: entry.lfs?.size ?? entry.size,
+        oid,
+        lfs: entry.lfs !== undefined,
+      });
+    }
+    return files;
+  }
+
+  /** `GET /api/whoami-v2`: the user a token belongs to. */
+  async whoami(): Promise<{ name: string }> {
+    const response = await this.request(`${this.hub.endpoint}/api/whoami-v2`, { repo: "whoami" });
+    return (await response.json()) as { name: string };
+  }
+
+  /**
+   * One HTTP request with the tool's rules. `Authorization` goes only to the Hub's origin; a
+   * redirect elsewhere (the LFS CDN) is followed without it, since signed URLs need none (H11).
+   */
+  async request(
+    url: string,
+    what: { repo: string; revision?: string; path?: string },
+    init: RequestInit = {},
+  ): Promise<Response> {
+    if (this.hub.offline) {
+      throw new FailedError(`HF_HUB_OFFLINE is set: not contacting ${redactUrl(url)}. Unset it, or make sure the model is in the cache.`);
+    }
+    const hubOrigin = new URL(this.hub.endpoint).origin;
+    let current = url;
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.#follow(current, hubOrigin, init);
+      } catch (error) {
+        if (this.#signal.aborted) throw new InterruptedError("interrupted", { cause: error });
+        if (attempt >= maxAttempts) {
+          throw new FailedError(`Could not reach ${redactUrl(current)} after ${maxAttempts} tries: ${causeOf(error)}`, { cause: error });
+        }
+        await this.#sleep(backoffMs(attempt));
+        continue;
+      }
+      if (response.ok) return response;
+      if ((response.status === 429 || response.status >= 500) && attempt < maxAttempts) {
+        await response.body?.cancel();
+        await this.#sleep(retryAfterMs(response) ?? backoffMs(attempt));
+        continue;
+      }
+      const body = await response.text().catch(() => "");
+      let message = body;
+      try {
+        message = (JSON.parse(body) as { error?: string }).error ?? body;
+      } catch {
+        // Not JSON: keep the text.
+      }
+      throw hubError(
+        {
+          status: response.status,
+          errorCode: response.headers.get("x-error-code") ?? undefined,
+          message: message.slice(0, 300),
+          requestId: response.headers.get("x-request-id") ?? undefined,
+        },
+        what,
+        this.hub,
+      );
+    }
+  }
+
+  async #follow(url: string, hubOrigin: string, init: RequestInit): Promise<Response> {
+    let current = url;
+    for (let hop = 0; hop < 5; hop++) {
+      const sameOrigin = new URL(current).origin === hubOrigin;
+      const headers = new Headers(init.headers);
+      if (sameOrigin && this.hub.token) headers.set("Authorization", `Bearer ${this.hub.token}`);
+      else headers.delete("Authorization");
+      const response = await fetch(current, { ...init, headers, redirect: "manual", signal: this.#signal });
+      const location = response.headers.get("location");
+      if (response.status >= 300 && response.status < 400 && location) {
+        await response.body?.cancel();
+        current = new URL(location, current).toString();
+        continue;
+      }
+      return response;
+    }
+    throw new FailedError(`Too many redirects from ${redactUrl(url)}`);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(resolve, ms);
+      this.#signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(new InterruptedError("interrupted"));
+      }, { once: true });
+    });
+  }
+}
+
+function backoffMs(attempt: number): number {
+  return Math.min(1000 * 2 ** (attempt - 1), backoffCapMs);
+}
+
+function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get("retry-after");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) ? Math.min(seconds * 1000, 60_000) : undefined;
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
+  return cause?.code ?? (error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,47 @@
+import { access, mkdir, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { FailedError } from "../common/errors.ts";
+import type { ContainerSpec } from "../docker/container-spec.ts";
+import { removeStaleStaging } from "./staging.ts";
+import type { StepContext } from "./step.ts";
+
+/**
+ * Runs a step's container into a staging folder and renames it into place only when the
+ * container succeeded and every expected file is there: a killed or failed run leaves the
+ * previous output (or nothing), never a half-written one (case 24).
+ */
+export async function runIntoFolder(
+  ctx: StepContext,
+  spec: ContainerSpec,
+  folders: { readonly staging: string; readonly final: string },
+  expectFiles: readonly string[],
+): Promise<void> {
+  await removeStaleStaging(folders.final);
+  await mkdir(folders.staging, { recursive: true });
+  try {
+    const engine = await ctx.engine();
+    ctx.log.note(`running ${spec.cmd.join(" ")} in ${spec.image}`);
+    const result = await ctx.clients.docker.runToCompletion(spec, {
+      labels: ctx.containerLabels,
+      onLine: (line) => ctx.log.line(line),
+      signal: ctx.signal,
+      engine,
+    });
+    if (result.oomKilled || result.exitCode === 137) {
+      throw new FailedError(
+        `${spec.cmd[0]} was killed by the kernel's OOM killer (exit ${result.exitCode}); ` +
+          "lower --max-batch-size or --max-input-len, or free memory",
+      );
+    }
+    if (result.exitCode !== 0) throw new FailedError(`${basename(spec.cmd[0] ?? "")} exited with code ${result.exitCode}`);
+    const missing: string[] = [];
+    for (const file of expectFiles) {
+      await access(join(folders.staging, file)).catch(() => missing.push(file));
+    }
+    if (missing.length > 0) throw new FailedError(`${spec.cmd[0]} succeeded but did not write ${missing.join(", ")}`);
+    await rm(folders.final, { recursive: true, force: true });
+    await rename(folders.staging, folders.final);
+  } finally {
+    await rm(folders.staging, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,248 @@
+import { createHash } from "node:crypto";
+import { InterruptedError, StepFailedError, UsageError } from "../common/errors.ts";
+import { canonicalJson, describeChanges, fingerprint, type Json, type StepInputs } from "./fingerprint.ts";
+import type { StateStore, StepRecord } from "./state.ts";
+import type { Step, StepContext, StepWork } from "./step.ts";
+import { type StepId, stepIds } from "./step-ids.ts";
+import { StepLog } from "./step-log.ts";
+
+export type StepState = "done" | "stale" | "pending";
+
+/** One step as `plan` and `status` show it. */
+export interface StepStatus {
+  readonly id: StepId;
+  readonly title: string;
+  readonly state: StepState;
+  /** Why it is stale or pending, or "up to date". */
+  readonly reason: string;
+  readonly work: StepWork;
+}
+
+export interface Selection {
+  readonly only?: StepId | undefined;
+  readonly from?: StepId | undefined;
+  /** `--force`: every selected step (true) or one step. */
+  readonly force?: true | StepId | undefined;
+}
+
+/** The context shared by every step of a run, minus what the runner adds per step. */
+export type BaseContext = Omit<StepContext, "upstream" | "log" | "containerLabels">;
+
+export interface RunHooks {
+  /** A selected step is about to be skipped or run. */
+  onStepStart?(step: Step): void;
+  onStepLine?(step: Step, line: string): void;
+}
+
+interface Known {
+  readonly state: StepState;
+  readonly out: Json;
+  /** Identifies this upstream for the steps that read it: its fingerprint and its outputs. */
+  readonly hash: string;
+}
+
+/**
+ * Orders the steps, judges each (done / stale with the changed input / pending), and runs the
+ * ones that must run, recording a step only after its outputs verify.
+ */
+export class Pipeline {
+  readonly #steps: readonly Step[];
+  readonly #state: StateStore;
+  readonly #base: BaseContext;
+  readonly #version: string;
+
+  constructor(steps: readonly Step[], state: StateStore, base: BaseContext, toolVersion: string) {
+    this.#steps = steps;
+    this.#state = state;
+    this.#base = base;
+    this.#version = toolVersion;
+  }
+
+  get steps(): readonly Step[] {
+    return this.#steps;
+  }
+
+  /** `plan` and `status`: the state and the exact work of every step, without running anything. */
+  async evaluate(): Promise<StepStatus[]> {
+    const known = new Map<StepId, Known>();
+    const statuses: StepStatus[] = [];
+    for (const step of this.#steps) {
+      const ctx = this.#context(step, known, new StepLog(this.#base.paths.log(step.id)));
+      const judged = await this.#judge(step, ctx, known);
+      known.set(step.id, judged.known);
+      statuses.push({ id: step.id, title: step.title, state: judged.state, reason: judged.reason, work: await step.plan(ctx) });
+    }
+    return statuses;
+  }
+
+  /** Runs what the selection asks for, in order. Returns what happened to each step. */
+  async run(selection: Selection, hooks: RunHooks = {}): Promise<StepOutcome[]> {
+    const outcomes: StepOutcome[] = [];
+    for (const execute of await this.prepare(selection)) outcomes.push(await execute.run(hooks));
+    return outcomes;
+  }
+
+  /**
+   * Selects the steps and runs every pre-flight check (the ones that fail in seconds) before
+   * any step starts. Returns one executor per step, to be run in order (a progress display
+   * wraps each in its own task).
+   */
+  async prepare(selection: Selection): Promise<StepExecutor[]> {
+    const selected = this.#select(selection);
+    const known = new Map<StepId, Known>();
+    for (const step of this.#steps) {
+      if (!selected.has(step.id) || !step.preflight) continue;
+      await step.preflight(this.#context(step, known, new StepLog(this.#base.paths.log(step.id)), true));
+    }
+    return this.#steps.map((step) => ({
+      step,
+      selected: selected.has(step.id),
+      run: (hooks: RunHooks = {}) => this.#execute(step, selection, selected, known, hooks),
+    }));
+  }
+
+  async #execute(
+    step: Step,
+    selection: Selection,
+    selected: Set<StepId>,
+    known: Map<StepId, Known>,
+    hooks: RunHooks,
+  ): Promise<StepOutcome> {
+    if (this.#base.signal.aborted) throw new InterruptedError("interrupted");
+    const log = new StepLog(this.#base.paths.log(step.id));
+    const ctx = this.#context(step, known, log);
+    const judged = await this.#judge(step, ctx, known);
+    const forced = selection.force === true || selection.force === step.id;
+
+    if (!selected.has(step.id)) {
+      if (judged.state !== "done" && this.#readBySelected(step.id, selected)) {
+        throw new UsageError(
+          `Step ${step.id} is ${judged.state} (${judged.reason}) and a selected step needs it. Run \`llama3-trt build\` without --only/--from, or \`--from ${step.id}\`.`,
+        );
+      }
+      known.set(step.id, judged.known);
+      return { id: step.id, action: "not-selected", state: judged.state, reason: judged.reason };
+    }
+    hooks.onStepStart?.(step);
+    if (judged.state === "done" && !forced) {
+      known.set(step.id, judged.known);
+      return { id: step.id, action: "skipped", state: "done", reason: "up to date" };
+    }
+
+    const started = Date.now();
+    // Before running: a crash from here on must never look done (wireit's delete-before-run).
+    await this.#state.remove(step.id);
+    await log.open((line) => hooks.onStepLine?.(step, line));
+    let out: Json;
+    try {
+      log.note(`${step.id}: ${forced && judged.state === "done" ? "forced" : judged.reason}`);
+      const work = await step.plan(ctx);
+      out = await step.run(ctx, work);
+      const verdict = await step.verify(ctx, out);
+      if (!verdict.ok) throw new StepFailedError(step.id, log.path, `its outputs did not verify: ${verdict.reason}`, log.tail());
+    } catch (error) {
+      if (this.#base.signal.aborted || error instanceof InterruptedError) {
+        log.note("interrupted");
+        await log.close();
+        throw new InterruptedError(
+          `interrupted during ${step.id}; finished steps are kept. Rerun \`llama3-trt build\` to continue from ${step.id}.`,
+          { cause: error },
+        );
+      }
+      log.note(`failed: ${error instanceof Error ? error.message : String(error)}`);
+      await log.close();
+      if (error instanceof StepFailedError) throw error;
+      const summary = error instanceof Error ? error.message : String(error);
+      throw new StepFailedError(step.id, log.path, summary, log.tail().slice(0, -1), { cause: error });
+    }
+    const record: StepRecord = {
+      id: step.id,
+      fingerprint: judged.fingerprint,
+      inputs: judged.inputs,
+      out,
+      finishedAt: new Date().toISOString(),
+      tool: { version: this.#version, node: process.versions.node },
+    };
+    await this.#state.put(record);
+    const seconds = (Date.now() - started) / 1000;
+    log.note(`done in ${seconds.toFixed(1)} s`);
+    await log.close();
+    known.set(step.id, { state: "done", out, hash: upstreamHash(record) });
+    return { id: step.id, action: "ran", state: "done", reason: judged.reason, seconds };
+  }
+
+  async #judge(step: Step, ctx: StepContext, known: Map<StepId, Known>) {
+    const own = await step.inputs(ctx);
+    const upstream: Record<string, Json> = {};
+    for (const id of step.reads) upstream[`upstream.${id}`] = known.get(id)?.hash ?? "unknown";
+    const inputs: StepInputs = { ...own, ...upstream };
+    const fp = fingerprint(step.id, inputs);
+    const record = this.#state.get(step.id);
+    const notDone = step.reads.filter((id) => known.get(id)?.state !== "done");
+
+    let state: StepState;
+    let reason: string;
+    if (!record) {
+      state = "pending";
+      reason = notDone.length > 0 ? `after ${notDone.join(", ")}` : "not built yet";
+    } else if (notDone.length > 0) {
+      state = "stale";
+      reason = `${notDone.join(", ")} must run first`;
+    } else if (record.fingerprint !== fp) {
+      state = "stale";
+      reason = describeChanges(record.inputs, inputs).join("; ") || "inputs changed";
+    } else {
+      const verdict = await step.verify(ctx, record.out as never);
+      state = verdict.ok ? "done" : "stale";
+      reason = verdict.ok ? "up to date" : verdict.reason;
+    }
+    const out = state === "done" && record ? record.out : await step.expectedOut(ctx);
+    const hash = state === "done" && record ? upstreamHash(record) : `${state}:${fp}`;
+    return { state, reason, inputs, fingerprint: fp, known: { state, out, hash } satisfies Known };
+  }
+
+  #context(step: Step, known: Map<StepId, Known>, log: StepLog, planning = false): StepContext {
+    return {
+      ...this.#base,
+      log,
+      containerLabels: this.#base.labelsFor(step.id),
+      upstream: <T extends Json = Json>(id: StepId): T => {
+        if (!step.reads.includes(id)) throw new Error(`step ${step.id} reads ${id} without declaring it`);
+        const entry = known.get(id);
+        if (!entry && !planning) throw new Error(`step ${step.id} ran before ${id}`);
+        return (entry?.out ?? null) as T;
+      },
+    };
+  }
+
+  #select(selection: Selection): Set<StepId> {
+    if (selection.only && selection.from) throw new UsageError("--only and --from cannot be used together");
+    if (selection.only) return new Set([selection.only]);
+    const start = selection.from ? stepIds.indexOf(selection.from) : 0;
+    return new Set(this.#steps.map((s) => s.id).filter((id) => stepIds.indexOf(id) >= start));
+  }
+
+  /** Whether a selected step reads `id`, directly or through a chain of steps that are not selected. */
+  #readBySelected(id: StepId, selected: Set<StepId>): boolean {
+    return this.#steps.some((s) => selected.has(s.id) && s.reads.includes(id));
+  }
+}
+
+export interface StepExecutor {
+  readonly step: Step;
+  readonly selected: boolean;
+  run(hooks?: RunHooks): Promise<StepOutcome>;
+}
+
+export interface StepOutcome {
+  readonly id: StepId;
+  readonly action: "ran" | "skipped" | "not-selected";
+  readonly state: StepState;
+  readonly reason: string;
+  readonly seconds?: number;
+}
+
+function upstreamHash(record: StepRecord): string {
+  return createHash("sha256").update(record.fingerprint).update(canonicalJson(record.out)).digest("hex");
+}
+

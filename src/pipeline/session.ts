@@ -1,0 +1,108 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { Settings } from "../config/schema.ts";
+import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
+import { DockerodeClient } from "../docker/dockerode-client.ts";
+import { labelKeys, ownerLabels } from "../docker/labels.ts";
+import { SimpleGitClient } from "../git/simple-git-client.ts";
+import { acquireLock, type WorkdirLock } from "./lock.ts";
+import { Pipeline, type BaseContext } from "./runner.ts";
+import { StateStore } from "./state.ts";
+import type { Clients } from "./step.ts";
+import { allSteps } from "./steps/index.ts";
+import { WorkdirPaths } from "./workdir.ts";
+import { sweepTempFiles } from "../common/atomic-file.ts";
+
+export interface SessionOptions {
+  readonly settings: Settings;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly signal: AbortSignal;
+  readonly toolVersion: string;
+  readonly clients?: Clients;
+}
+
+/** Everything one command invocation needs to judge or run the pipeline. */
+export class Session {
+  readonly paths: WorkdirPaths;
+  readonly runId = randomUUID();
+  readonly clients: Clients;
+  readonly settings: Settings;
+  readonly #options: SessionOptions;
+  #engine: Promise<EngineInfo> | undefined;
+  readonly #memo = new Map<string, Promise<unknown>>();
+
+  constructor(options: SessionOptions) {
+    this.#options = options;
+    this.settings = options.settings;
+    this.paths = new WorkdirPaths(options.settings.workdir);
+    this.clients = options.clients ?? { docker: new DockerodeClient(options.env), git: new SimpleGitClient() };
+  }
+
+  get docker(): DockerClient {
+    return this.clients.docker;
+  }
+
+  engine(): Promise<EngineInfo> {
+    this.#engine ??= this.clients.docker.info();
+    return this.#engine;
+  }
+
+  labelsFor(role: string): Record<string, string> {
+    return ownerLabels({ workdirId: this.paths.id, runId: this.runId, role, pid: process.pid, host: hostname() });
+  }
+
+  async pipeline(): Promise<Pipeline> {
+    const base: BaseContext = {
+      settings: this.settings,
+      paths: this.paths,
+      clients: this.clients,
+      env: this.#options.env,
+      signal: this.#options.signal,
+      runId: this.runId,
+      labelsFor: (role) => this.labelsFor(role),
+      engine: () => this.engine(),
+      memo: <T>(key: string, compute: () => Promise<T>) => {
+        let value = this.#memo.get(key) as Promise<T> | undefined;
+        if (!value) {
+          value = compute();
+          this.#memo.set(key, value);
+        }
+        return value;
+      },
+    };
+    return new Pipeline(allSteps, await StateStore.load(this.paths), base, this.#options.toolVersion);
+  }
+
+  /** Takes the workdir for writing, then clears what a killed run may have left behind. */
+  async lock(command: string): Promise<WorkdirLock> {
+    const lock = await acquireLock(this.paths.lockDir, {
+      pid: process.pid,
+      host: hostname(),
+      command,
+      startedAt: new Date().toISOString(),
+      runId: this.runId,
+    });
+    await sweepTempFiles(this.paths.root);
+    return lock;
+  }
+
+  /**
+   * Step containers of this workdir that are not ours: with the lock held, any such container
+   * belongs to a run that was killed (`kill -9` leaves containers running, reliability D4).
+   */
+  async reapOrphans(onReaped: (name: string, role: string, runId: string) => void): Promise<void> {
+    const containers = await this.clients.docker.listContainers({ [labelKeys.workdir]: this.paths.id });
+    for (const c of containers) {
+      const role = c.labels[labelKeys.role] ?? "?";
+      if (role === "server" || c.labels[labelKeys.run] === this.runId) continue;
+      await this.clients.docker.removeContainer(c.id, { kill: true });
+      onReaped(c.name, role, c.labels[labelKeys.run] ?? "?");
+    }
+  }
+
+  /** Double Ctrl-C: kill and remove every container of this run at once. */
+  async killRunContainers(): Promise<void> {
+    const containers = await this.clients.docker.listContainers({ [labelKeys.run]: this.runId });
+    await Promise.all(containers.map((c) => this.clients.docker.removeContainer(c.id, { kill: true })));
+  }
+}

@@ -1,0 +1,90 @@
+import type { Settings } from "../config/schema.ts";
+import type { ContainerSpec } from "../docker/container-spec.ts";
+import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
+import type { GitClient } from "../git/git-client.ts";
+import type { Json, StepInputs } from "./fingerprint.ts";
+import type { StepId } from "./step-ids.ts";
+import type { StepLog } from "./step-log.ts";
+import type { WorkdirPaths } from "./workdir.ts";
+
+export type { StepId } from "./step-ids.ts";
+
+/** What `plan` prints and what `run` executes: one object, so they cannot disagree. */
+export type StepWork =
+  | { readonly kind: "git"; readonly git: { readonly url: string; readonly ref: string; readonly dir: string } }
+  | {
+      readonly kind: "weights";
+      readonly weights: {
+        readonly repo: string;
+        readonly revision: string;
+        readonly commit: string | null;
+        readonly source: "hub" | "local";
+        readonly dir: string;
+        readonly files: readonly { readonly path: string; readonly size: number }[];
+        readonly bytesToDownload: number;
+      };
+    }
+  | {
+      readonly kind: "image";
+      readonly image: {
+        readonly ref: string;
+        /** present: nothing to do; pull: fetch it; build: build it from templates/ on `base`. */
+        readonly action: "present" | "pull" | "build";
+        readonly base?: string;
+        readonly recipe?: string;
+      };
+    }
+  | { readonly kind: "container"; readonly container: ContainerSpec }
+  | { readonly kind: "files"; readonly files: { readonly dir: string; readonly paths: readonly string[] } };
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** The clients a step may use. Passed in, never module singletons, so tests point them at the world. */
+export interface Clients {
+  readonly docker: DockerClient;
+  readonly git: GitClient;
+}
+
+export interface StepContext {
+  readonly settings: Settings;
+  readonly paths: WorkdirPaths;
+  readonly clients: Clients;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The outputs of a step this one reads: recorded when done, expected (from its inputs) when planning. */
+  upstream<T extends Json = Json>(id: StepId): T;
+  readonly log: StepLog;
+  /** Ctrl-C: pass it on to every long operation. */
+  readonly signal: AbortSignal;
+  readonly runId: string;
+  /** Labels every container of this step must carry (its run, workdir, role). */
+  readonly containerLabels: Readonly<Record<string, string>>;
+  /** Labels for a container of another role (the runner derives `containerLabels` from it). */
+  labelsFor(role: string): Readonly<Record<string, string>>;
+  /** Docker engine facts, fetched once per run when a step needs the engine. */
+  engine(): Promise<EngineInfo>;
+  /** Computes a value once per command (a Hub listing that inputs, plan and run all need). */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+}
+
+export interface Step<Out extends Json = Json> {
+  readonly id: StepId;
+  /** The line a person sees: "Build the TensorRT engine". */
+  readonly title: string;
+  /** Steps whose outputs this one reads; their changes make it stale. */
+  readonly reads: readonly StepId[];
+  /** Everything that, if changed, makes the previous output wrong. No secrets, no side effects. */
+  inputs(ctx: StepContext): Promise<StepInputs>;
+  /** The outputs a run will produce, derived from the inputs, for planning the steps after it. */
+  expectedOut(ctx: StepContext): Promise<Out>;
+  /** The exact work, as data. No writes, no containers. */
+  plan(ctx: StepContext): Promise<StepWork>;
+  /** Does the work. Must be safe to re-run after a crash half-way. */
+  run(ctx: StepContext, work: StepWork): Promise<Out>;
+  /** Cheap: are the recorded outputs still there and plausible? */
+  verify(ctx: StepContext, out: Out): Promise<Verdict>;
+  /**
+   * Checks that take seconds and save a failed GPU run: tp vs GPUs, image present, weights
+   * complete. Runs before any step of the run starts.
+   */
+  preflight?(ctx: StepContext): Promise<void>;
+}

@@ -1,0 +1,136 @@
+import { createHash } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { FailedError } from "../../common/errors.ts";
+import { formatBytes } from "../../common/format.ts";
+import type { PullProgress } from "../../docker/docker-client.ts";
+import { labelKeys } from "../../docker/labels.ts";
+import type { StepInputs } from "../fingerprint.ts";
+import type { Step, StepContext } from "../step.ts";
+
+export interface ImageOut {
+  readonly [key: string]: string | null;
+  readonly ref: string;
+  /** The image id: downstream steps fingerprint this, not the tag, which can move. */
+  readonly id: string | null;
+}
+
+/** templates/build-image, shipped with the package. */
+export const recipeDir = fileURLToPath(new URL("../../../templates/build-image/", import.meta.url));
+
+/** Images named `llama3-trt/…` are built here from the recipe; any other name is pulled. */
+export function isLocalRecipeImage(ref: string): boolean {
+  return ref.startsWith("llama3-trt/");
+}
+
+export async function recipeHash(): Promise<string> {
+  const hash = createHash("sha256");
+  const files = (await readdir(recipeDir, { recursive: true })).sort();
+  for (const file of files) {
+    const content = await readFile(join(recipeDir, file)).catch(() => undefined);
+    if (content) hash.update(file).update("\0").update(content);
+  }
+  return hash.digest("hex");
+}
+
+export const buildImageStep: Step<ImageOut> = {
+  id: "build-image",
+  title: "Get the TensorRT-LLM v0.8.0 image",
+  reads: [],
+  async inputs(ctx): Promise<StepInputs> {
+    const ref = ctx.settings.buildImage;
+    // The base and the recipe only matter when the image is built here.
+    if (!isLocalRecipeImage(ref)) return { image: ref };
+    return { image: ref, base: ctx.settings.buildBaseImage, recipe: await recipeHash() };
+  },
+  async expectedOut(ctx) {
+    return { ref: ctx.settings.buildImage, id: null };
+  },
+  async plan(ctx) {
+    const ref = ctx.settings.buildImage;
+    const present = await ctx.clients.docker.inspectImage(ref);
+    if (present) return { kind: "image", image: { ref, action: "present" } };
+    if (!isLocalRecipeImage(ref)) return { kind: "image", image: { ref, action: "pull" } };
+    return { kind: "image", image: { ref, action: "build", base: ctx.settings.buildBaseImage, recipe: "templates/build-image/Dockerfile" } };
+  },
+  async run(ctx, work) {
+    if (work.kind !== "image") throw new Error("build-image expects image work");
+    const { ref, action } = work.image;
+    const docker = ctx.clients.docker;
+    if (action === "pull") {
+      await pullWithProgress(ctx, ref);
+    } else if (action === "build") {
+      const base = ctx.settings.buildBaseImage;
+      if (!(await docker.inspectImage(base))) await pullWithProgress(ctx, base);
+      ctx.log.note(`building ${ref} from templates/build-image on ${base}`);
+      await docker.buildImage({
+        contextDir: recipeDir,
+        tag: ref,
+        buildArgs: { BASE_IMAGE: base },
+        labels: { [labelKeys.tool]: "1", "dev.llama3-trt.recipe": await recipeHash() },
+        onLine: (line) => ctx.log.line(line),
+        signal: ctx.signal,
+      });
+    }
+    const image = await docker.inspectImage(ref);
+    if (!image) throw new FailedError(`${ref} is still not present after the ${action}`);
+    ctx.log.note(`${ref} is ${image.id}`);
+    return { ref, id: image.id };
+  },
+  async verify(ctx, out) {
+    const image = await ctx.clients.docker.inspectImage(out.ref);
+    if (!image) return { ok: false, reason: `image ${out.ref} is gone` };
+    if (image.id !== out.id) return { ok: false, reason: `image ${out.ref} now points to ${image.id.slice(7, 19)}` };
+    return { ok: true };
+  },
+  async preflight(ctx) {
+    // The engine must answer before anything else is attempted (case 25): fails in seconds.
+    await ctx.engine();
+  },
+};
+
+/** Pulls with per-layer progress in the log: each layer when done, and the running total. */
+async function pullWithProgress(ctx: StepContext, ref: string): Promise<void> {
+  ctx.log.note(`pulling ${ref}`);
+  const layers = new Map<string, { current: number; total: number; done: boolean }>();
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = Date.now();
+    if (!force && now - lastReport < 2_000) return;
+    lastReport = now;
+    const all = [...layers.values()];
+    const current = all.reduce((n, l) => n + l.current, 0);
+    const total = all.reduce((n, l) => n + l.total, 0);
+    ctx.log.line(`${ref}: ${all.filter((l) => l.done).length}/${all.length} layers, ${formatBytes(current)} of ${formatBytes(total)}`);
+  };
+  try {
+    await ctx.clients.docker.pullImage(ref, {
+      signal: ctx.signal,
+      onProgress: (p: PullProgress) => {
+        if (!p.layer) {
+          ctx.log.line(p.status);
+          return;
+        }
+        const layer = layers.get(p.layer) ?? { current: 0, total: 0, done: false };
+        if (p.total) Object.assign(layer, { current: p.current ?? 0, total: p.total });
+        if (/^(Pull complete|Already exists)/.test(p.status)) {
+          layer.done = true;
+          layer.current = layer.total;
+          ctx.log.line(`${p.layer}: ${p.status}`);
+        }
+        layers.set(p.layer, layer);
+        report();
+      },
+    });
+  } catch (error) {
+    if (error instanceof FailedError) {
+      throw new FailedError(
+        `could not pull ${ref}: ${error.message}. Check the name and your registry login (\`docker login\`), or set build_image to a \`llama3-trt/…\` name to build it here from templates/.`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  report(true);
+}

@@ -1,0 +1,95 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ContainerSpec } from "../../docker/container-spec.ts";
+import { trtllmBuildArgv } from "../../trtllm/argv.ts";
+import { containerUser, inContainer, mount } from "../container-paths.ts";
+import { runIntoFolder } from "../container-step.ts";
+import { ensureGpus } from "../gpus.ts";
+import { stagingFor } from "../staging.ts";
+import type { Step, StepContext } from "../step.ts";
+import type { ImageOut } from "./build-image.ts";
+import type { CheckpointOut } from "./checkpoint.ts";
+import { filesExist, rankFiles } from "./outputs.ts";
+
+/** The engine folder and the limits it was built with, as read back from its own config.json. */
+export type EngineOut = {
+  readonly dir: string;
+  readonly tp: number;
+  readonly maxBatchSize: number;
+  readonly maxInputLen: number;
+  readonly maxOutputLen: number;
+};
+
+function spec(ctx: StepContext, staging: string): ContainerSpec {
+  const s = ctx.settings;
+  const checkpoint = ctx.upstream<CheckpointOut>("checkpoint");
+  const image = ctx.upstream<ImageOut>("build-image");
+  const user = containerUser();
+  return {
+    image: image.ref,
+    cmd: trtllmBuildArgv({
+      checkpointDir: inContainer.checkpoint,
+      outputDir: inContainer.output,
+      dtype: s.dtype,
+      tp: s.tp,
+      maxBatchSize: s.maxBatchSize,
+      maxInputLen: s.maxInputLen,
+      maxOutputLen: s.maxOutputLen,
+    }),
+    // trtllm-build writes its timing cache (model.cache) to the working folder: keep it with the engine.
+    workingDir: inContainer.output,
+    mounts: [mount(checkpoint.dir, inContainer.checkpoint), mount(staging, inContainer.output, false)],
+    gpus: s.gpus,
+    ...(user ? { user } : {}),
+  };
+}
+
+/** Reads the limits an engine really has from its config.json (v0.8.0: build_config). */
+export async function readEngineConfig(dir: string): Promise<Omit<EngineOut, "dir">> {
+  const config = JSON.parse(await readFile(join(dir, "config.json"), "utf8")) as {
+    pretrained_config?: { mapping?: { tp_size?: number; world_size?: number } };
+    build_config?: { max_batch_size?: number; max_input_len?: number; max_output_len?: number };
+  };
+  const build = config.build_config ?? {};
+  return {
+    tp: config.pretrained_config?.mapping?.tp_size ?? config.pretrained_config?.mapping?.world_size ?? 1,
+    maxBatchSize: build.max_batch_size ?? 0,
+    maxInputLen: build.max_input_len ?? 0,
+    maxOutputLen: build.max_output_len ?? 0,
+  };
+}
+
+export const engineStep: Step<EngineOut> = {
+  id: "engine",
+  title: "Build the TensorRT engine",
+  reads: ["checkpoint", "build-image"],
+  async inputs(ctx) {
+    const s = ctx.settings;
+    // Which GPUs build it does not change the engine (only their model does), so --gpus is not an input.
+    return { dtype: s.dtype, tp: s.tp, quantize: s.quantize, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
+  },
+  async expectedOut(ctx) {
+    const s = ctx.settings;
+    return { dir: ctx.paths.engine, tp: s.tp, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
+  },
+  async plan(ctx) {
+    return { kind: "container", container: spec(ctx, stagingFor(ctx, ctx.paths.engine)) };
+  },
+  async run(ctx, work) {
+    if (work.kind !== "container") throw new Error("engine expects container work");
+    await ensureGpus(ctx);
+    const staging = stagingFor(ctx, ctx.paths.engine);
+    await runIntoFolder(ctx, work.container, { staging, final: ctx.paths.engine }, ["config.json", ...rankFiles(ctx.settings.tp, "engine")]);
+    return { dir: ctx.paths.engine, ...(await readEngineConfig(ctx.paths.engine)) };
+  },
+  async verify(_ctx, out) {
+    const present = await filesExist(out.dir, ["config.json", ...rankFiles(out.tp, "engine")]);
+    if (!present.ok) return present;
+    const actual = await readEngineConfig(out.dir);
+    const mismatch = (Object.keys(actual) as (keyof typeof actual)[]).find((k) => actual[k] !== out[k]);
+    return mismatch ? { ok: false, reason: `${out.dir}/config.json says ${mismatch} ${actual[mismatch]}, expected ${out[mismatch]}` } : { ok: true };
+  },
+  async preflight(ctx) {
+    await ensureGpus(ctx, { onlyIfImagePresent: true });
+  },
+};

@@ -10,6 +10,12 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
       },
       {
+        // The test world's own parts, without a running world: stand-ins on the host's python3,
+        // the Hub stand-in started in-process.
+        extends: true,
+        test: { name: "world", include: ["test/world/**/*.test.ts"], testTimeout: 120_000 },
+      },
+      {
         // The CLI as a subprocess, without the test world.
         extends: true,
         test: { name: "cli", include: ["test/cli/**/*.test.ts"], testTimeout: 60_000 },

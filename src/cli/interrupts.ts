@@ -22,6 +22,9 @@ export function handleInterrupts(output: Output, onSecond: () => Promise<void>):
   return {
     signal: controller.signal,
     [Symbol.dispose]: () => {
+      // Once interrupted, keep listening until the process ends: a second Ctrl-C during the
+      // cleanup must still kill at once rather than fall to Node's default (a bare exit).
+      if (count > 0) return;
       for (const s of signals) process.off(s, onSignal);
     },
   };

@@ -186,8 +186,10 @@ export class Pipeline {
       state = "pending";
       reason = notDone.length > 0 ? `after ${notDone.join(", ")}` : "not built yet";
     } else if (notDone.length > 0) {
+      // Name this step's own changed inputs too: "dtype changed …; checkpoint must run first".
+      const own = describeChanges(record.inputs, inputs).filter((r) => !r.startsWith("upstream "));
       state = "stale";
-      reason = `${notDone.join(", ")} must run first`;
+      reason = [...own, `${notDone.join(", ")} must run first`].join("; ");
     } else if (record.fingerprint !== fp) {
       state = "stale";
       reason = describeChanges(record.inputs, inputs).join("; ") || "inputs changed";

@@ -13,7 +13,12 @@ export interface ConvertOptions {
   readonly dtype: Dtype;
   readonly tp: number;
   readonly quantize: Quantize;
+  /** The model's `rope_theta`: v0.8.0 ignores it in config.json and uses 10000 unless told. */
+  readonly rotaryBase: number;
 }
+
+/** Llama 3's RoPE base (8B and 70B), for when the model's config.json is not at hand yet. */
+export const llama3RopeTheta = 500_000;
 
 /** `examples/llama/convert_checkpoint.py`: HF safetensors → a TensorRT-LLM checkpoint, one rank file per GPU. */
 export function convertCheckpointArgv(o: ConvertOptions): string[] {
@@ -31,6 +36,10 @@ export function convertCheckpointArgv(o: ConvertOptions): string[] {
     String(o.tp),
     "--pp_size",
     "1",
+    // v0.8.0 copies rope_theta from the HF config only for Mixtral: a Llama 3 converted without
+    // this gets Llama 2's base (10000) and answers gibberish.
+    "--rotary_base",
+    String(o.rotaryBase),
     ...(o.quantize === "none" ? [] : ["--use_weight_only", "--weight_only_precision", o.quantize]),
   ];
 }

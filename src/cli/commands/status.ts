@@ -12,8 +12,10 @@ export async function run(env: CommandEnv): Promise<void> {
   const steps = await (await session.pipeline()).evaluate();
   const containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
   const server = containers.find((c) => c.labels[labelKeys.role] === "server");
+  // A step container is an orphan unless the run that started it still holds the workdir.
+  const liveRun = lock && isAlive(lock.pid) ? lock.runId : undefined;
   const orphans = containers
-    .filter((c) => c.labels[labelKeys.role] !== "server" && c.labels[labelKeys.run] !== lock?.runId)
+    .filter((c) => c.labels[labelKeys.role] !== "server" && c.labels[labelKeys.run] !== liveRun)
     .map((c) => ({ name: c.name, state: c.state, step: c.labels[labelKeys.role], run: c.labels[labelKeys.run] }));
 
   if (env.output.json) {

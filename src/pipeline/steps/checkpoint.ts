@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContainerSpec } from "../../docker/container-spec.ts";
-import { convertCheckpointArgv } from "../../trtllm/argv.ts";
+import { convertCheckpointArgv, llama3RopeTheta } from "../../trtllm/argv.ts";
 import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
 import { ensureGpus } from "../gpus.ts";
@@ -14,7 +14,17 @@ import type { WeightsOut } from "./weights.ts";
 
 export type CheckpointOut = { readonly dir: string; readonly tp: number };
 
-function spec(ctx: StepContext, staging: string): ContainerSpec {
+/** `rope_theta` from the model's config.json; Llama 3's value until the weights are there. */
+async function ropeTheta(weights: WeightsOut): Promise<number> {
+  try {
+    const config = JSON.parse(await readFile(join(weights.mountDir, weights.modelPath, "config.json"), "utf8")) as { rope_theta?: unknown };
+    return typeof config.rope_theta === "number" ? config.rope_theta : llama3RopeTheta;
+  } catch {
+    return llama3RopeTheta;
+  }
+}
+
+async function spec(ctx: StepContext, staging: string): Promise<ContainerSpec> {
   const s = ctx.settings;
   const weights = ctx.upstream<WeightsOut>("weights");
   const repo = ctx.upstream<RepoOut>("trtllm-repo");
@@ -29,6 +39,7 @@ function spec(ctx: StepContext, staging: string): ContainerSpec {
       dtype: s.dtype,
       tp: s.tp,
       quantize: s.quantize,
+      rotaryBase: await ropeTheta(weights),
     }),
     workingDir: `${inContainer.trtllm}/examples/llama`,
     mounts: [
@@ -54,7 +65,7 @@ export const checkpointStep: Step<CheckpointOut> = {
     return { dir: ctx.paths.checkpoint, tp: ctx.settings.tp };
   },
   async plan(ctx) {
-    return { kind: "container", container: spec(ctx, stagingFor(ctx, ctx.paths.checkpoint)) };
+    return { kind: "container", container: await spec(ctx, stagingFor(ctx, ctx.paths.checkpoint)) };
   },
   async run(ctx, work) {
     if (work.kind !== "container") throw new Error("checkpoint expects container work");

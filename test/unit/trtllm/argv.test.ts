@@ -14,13 +14,15 @@ const matrix = Object.entries(models).flatMap(([model, limits]) =>
 
 describe("convert_checkpoint.py command line", () => {
   it.each(matrix)("$model $dtype tp $tp quantize $quantize is valid under the v0.8.0 flags", ({ dtype, tp, quantize }) => {
-    const argv = convertCheckpointArgv({ script: "convert_checkpoint.py", modelDir: "/w/m", outputDir: "/o", dtype, tp, quantize });
+    const argv = convertCheckpointArgv({ script: "convert_checkpoint.py", modelDir: "/w/m", outputDir: "/o", dtype, tp, quantize, rotaryBase: 500000 });
     expect(argv.slice(0, 2)).toEqual(["python3", "convert_checkpoint.py"]);
     const args = parseLikeArgparse("convert_checkpoint.py", argv.slice(2));
     expect(args.get("dtype")).toEqual([dtype]);
     expect(args.get("tp_size")).toEqual([String(tp)]);
     expect(args.get("model_dir")).toEqual(["/w/m"]);
     expect(args.get("output_dir")).toEqual(["/o"]);
+    // v0.8.0 would use Llama 2's 10000 otherwise.
+    expect(args.get("rotary_base")).toEqual(["500000"]);
     if (quantize === "none") {
       expect(args.has("use_weight_only")).toBe(false);
     } else {

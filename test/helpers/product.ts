@@ -1,0 +1,95 @@
+/**
+ * Running the product against the test world, as a user would: a fresh folder with its own
+ * HOME (so its own Hugging Face cache), the world's environment, the CLI as a subprocess.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { baseEnv, cli, type CliResult } from "./cli.ts";
+import type { World } from "./world.ts";
+
+const entry = fileURLToPath(new URL("./llama3-trt.ts", import.meta.url));
+
+export interface Sandbox extends AsyncDisposable {
+  readonly dir: string;
+  readonly workdir: string;
+  /** The `dev.llama3-trt.workdir` label of this workdir's containers. */
+  readonly workdirId: string;
+  readonly env: Record<string, string>;
+  run(args: readonly string[], extraEnv?: Record<string, string>): Promise<CliResult>;
+  /** Starts the CLI without waiting, for signal and concurrency tests. */
+  start(args: readonly string[], extraEnv?: Record<string, string>): Running;
+}
+
+export interface Running {
+  readonly child: ChildProcess;
+  readonly output: () => { stdout: string; stderr: string };
+  exited(): Promise<CliResult>;
+}
+
+export function sandbox(world: World): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), "llama3-trt-it-"));
+  mkdirSync(join(dir, "home"));
+  const workdir = join(dir, "llama3-trt");
+  const env = baseEnv({ ...world.env, HOME: join(dir, "home") });
+  const running: Running[] = [];
+  return {
+    dir,
+    workdir,
+    workdirId: createHash("sha256").update(workdir).digest("hex").slice(0, 16),
+    env,
+    run: (args, extraEnv = {}) => cli(args, { cwd: dir, env: { ...env, ...extraEnv }, timeoutMs: 240_000 }),
+    start(args, extraEnv = {}) {
+      const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", entry, ...args], {
+        cwd: dir,
+        env: { ...env, ...extraEnv },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+      const done = new Promise<CliResult>((resolve) =>
+        child.on("exit", (code, signal) => resolve({ exitCode: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr })),
+      );
+      const handle = { child, output: () => ({ stdout, stderr }), exited: () => done };
+      running.push(handle);
+      return handle;
+    },
+    [Symbol.asyncDispose]: async () => {
+      for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Makes the next run(s) of a stand-in behave as a test needs (sleep, fail, ignore SIGINT, OOM). */
+export async function setBehaviour(world: World, tool: string, behaviour: Record<string, unknown>, times?: number): Promise<void> {
+  const response = await fetch(`${recorderUrl(world)}/behaviour`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ tool, behaviour, ...(times === undefined ? {} : { times }) }),
+  });
+  if (!response.ok) throw new Error(`POST /behaviour → ${response.status}: ${await response.text()}`);
+}
+
+export async function clearBehaviour(world: World): Promise<void> {
+  const response = await fetch(`${recorderUrl(world)}/behaviour`, { method: "DELETE" });
+  await response.body?.cancel();
+}
+
+function recorderUrl(world: World): string {
+  return world.world.recorderUrl;
+}
+
+/** Polls until `check` holds (a stand-in started, a file appeared), or fails after `timeoutMs`. */
+export async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

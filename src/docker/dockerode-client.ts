@@ -50,7 +50,14 @@ export class DockerodeClient implements DockerClient {
   }
 
   async pullImage(ref: string, options: { onProgress: (p: PullProgress) => void; signal: AbortSignal }): Promise<void> {
-    const stream = (await this.#call(() => this.#docker.pull(ref))) as Readable;
+    let stream: Readable;
+    try {
+      stream = (await this.#call(() => this.#docker.pull(ref))) as Readable;
+    } catch (error) {
+      // The registry's refusal (no such image, no access) arrives as the HTTP answer, not in-stream.
+      if (statusOf(error) === undefined) throw error;
+      throw new FailedError(engineMessage(error), { cause: error });
+    }
     await this.#follow(stream, options.signal, (event) => {
       options.onProgress({
         status: String(event.status ?? ""),
@@ -244,6 +251,11 @@ function messageOf(error: unknown): string {
   return json?.message ?? (error instanceof Error ? error.message : String(error));
 }
 
+/** The engine's own message, without dockerode's "(HTTP code 404) unexpected - " prefix. */
+function engineMessage(error: unknown): string {
+  return messageOf(error).replace(/^\(HTTP code \d+\) [a-z ]+- /, "").trim();
+}
+
 function ignoreGoneOrStopped(error: unknown): void {
   // 304: already stopped; 404: already gone; 409: removal already in progress.
   if (![304, 404, 409].includes(statusOf(error) ?? 0)) throw error;
@@ -254,7 +266,7 @@ function startError(error: unknown, spec: ContainerSpec): Error {
   const message = messageOf(error);
   if (message.includes("could not select device driver")) {
     return new FailedError(
-      `NVIDIA Container Toolkit not configured for this Docker engine: ${message.replace(/^\(HTTP code \d+\) [a-z ]+- /, "")}. ` +
+      `NVIDIA Container Toolkit not configured for this Docker engine: ${engineMessage(error)}. ` +
         "Install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`, " +
         "or pass `--gpus none` (the engine step needs a GPU).",
       { cause: error },
@@ -266,7 +278,7 @@ function startError(error: unknown, spec: ContainerSpec): Error {
       cause: error,
     });
   }
-  return new FailedError(`The container did not start: ${message}`, { cause: error });
+  return new FailedError(`The container did not start: ${engineMessage(error)}`, { cause: error });
 }
 
 /** A writable that hands complete lines to `onLine` (the last partial line on end). */

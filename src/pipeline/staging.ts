@@ -1,13 +1,14 @@
 import { readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { StepContext } from "./step.ts";
 
 /**
- * Outputs are built in `<final>.tmp-<run>` beside their final folder and renamed into place when
- * complete: a kill half-way never leaves something that looks finished (reliability R1).
+ * Outputs are built in `<final>.tmp-staging` beside their final folder and renamed into place
+ * when complete: a kill half-way never leaves something that looks finished (reliability R1).
+ * One name is enough, since the workdir lock admits one writer; a fixed name keeps `plan`
+ * output the same from one call to the next.
  */
-export function stagingFor(ctx: Pick<StepContext, "runId">, final: string): string {
-  return `${final}.tmp-${ctx.runId}`;
+export function stagingFor(final: string): string {
+  return `${final}.tmp-staging`;
 }
 
 /** Staging folders of runs that were killed: ours to remove while holding the workdir lock. */

@@ -65,12 +65,12 @@ export const checkpointStep: Step<CheckpointOut> = {
     return { dir: ctx.paths.checkpoint, tp: ctx.settings.tp };
   },
   async plan(ctx) {
-    return { kind: "container", container: await spec(ctx, stagingFor(ctx, ctx.paths.checkpoint)) };
+    return { kind: "container", container: await spec(ctx, stagingFor(ctx.paths.checkpoint)) };
   },
   async run(ctx, work) {
     if (work.kind !== "container") throw new Error("checkpoint expects container work");
     await ensureGpus(ctx);
-    const staging = stagingFor(ctx, ctx.paths.checkpoint);
+    const staging = stagingFor(ctx.paths.checkpoint);
     await runIntoFolder(ctx, work.container, { staging, final: ctx.paths.checkpoint }, ["config.json", ...rankFiles(ctx.settings.tp, "safetensors")]);
     return { dir: ctx.paths.checkpoint, tp: ctx.settings.tp };
   },

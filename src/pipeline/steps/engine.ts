@@ -73,12 +73,12 @@ export const engineStep: Step<EngineOut> = {
     return { dir: ctx.paths.engine, tp: s.tp, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
   },
   async plan(ctx) {
-    return { kind: "container", container: spec(ctx, stagingFor(ctx, ctx.paths.engine)) };
+    return { kind: "container", container: spec(ctx, stagingFor(ctx.paths.engine)) };
   },
   async run(ctx, work) {
     if (work.kind !== "container") throw new Error("engine expects container work");
     await ensureGpus(ctx);
-    const staging = stagingFor(ctx, ctx.paths.engine);
+    const staging = stagingFor(ctx.paths.engine);
     await runIntoFolder(ctx, work.container, { staging, final: ctx.paths.engine }, ["config.json", ...rankFiles(ctx.settings.tp, "engine")]);
     return { dir: ctx.paths.engine, ...(await readEngineConfig(ctx.paths.engine)) };
   },

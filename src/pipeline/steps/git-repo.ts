@@ -45,7 +45,7 @@ export function gitRepoStep(options: RepoStepOptions): Step<RepoOut> {
     async run(ctx) {
       const dir = options.dir(ctx.paths);
       await removeStaleStaging(dir);
-      const staging = stagingFor(ctx, dir);
+      const staging = stagingFor(dir);
       ctx.log.note(`cloning ${redactUrl(options.url(ctx))} at ${options.ref(ctx)}`);
       let commit: string;
       try {

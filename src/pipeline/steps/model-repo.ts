@@ -50,7 +50,7 @@ export const modelRepoStep: Step<ModelRepoOut> = {
       );
     }
     const final = ctx.paths.modelRepo;
-    const staging = stagingFor(ctx, final);
+    const staging = stagingFor(final);
     await removeStaleStaging(final);
     await mkdir(staging, { recursive: true });
     try {

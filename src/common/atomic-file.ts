@@ -12,6 +12,16 @@ const tempPattern = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
  * O_EXCL under a fresh random name, so a symlink planted there is never followed (case 40b).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await writeFileAtomicWith(path, data, mode, async () => {});
+}
+
+/** As writeFileAtomic, with a hook between the complete temp file and the rename (for tests). */
+export async function writeFileAtomicWith(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+  beforeRename: () => Promise<void>,
+): Promise<void> {
   const dir = dirname(path);
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -24,6 +34,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw error;
   }
   await handle.close();
+  await beforeRename();
   try {
     await rename(temp, path);
   } catch (error) {

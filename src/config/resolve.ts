@@ -171,7 +171,7 @@ function firstLine(message: string): string {
 function warnUnknownEnv(env: ResolveInput["env"], warnings: string[]): void {
   const known = settingKeys.map(envName);
   for (const name of Object.keys(env)) {
-    if (!name.startsWith("LLAMA3_TRT_") || known.includes(name)) continue;
+    if (!name.startsWith("LLAMA3_TRT_") || name.startsWith("LLAMA3_TRT_TEST_") || known.includes(name)) continue;
     const suggestion = closest(name, known);
     if (suggestion) warnings.push(`ignoring ${name} (did you mean ${suggestion}?)`);
   }

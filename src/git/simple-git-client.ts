@@ -53,7 +53,28 @@ export class SimpleGitClient implements GitClient {
     }
     const commit = await this.headCommit(dir);
     if (!commit) throw new FailedError(`git clone of ${redact(url)} left no checkout in ${dir}`);
+    // The checkout must be the ref itself: the tag (or branch) as the clone fetched it.
+    if (!/^[0-9a-f]{40}$/.test(ref)) {
+      const refCommit = await this.#resolve(dir, [`refs/tags/${ref}^{commit}`, `refs/remotes/origin/${ref}^{commit}`, `refs/heads/${ref}^{commit}`]);
+      if (refCommit !== commit) {
+        throw new FailedError(`The checkout of ${redact(url)} is at ${commit.slice(0, 12)}, not at ${ref} (${refCommit?.slice(0, 12) ?? "not found"})`);
+      }
+    } else if (commit !== ref) {
+      throw new FailedError(`The checkout of ${redact(url)} is at ${commit}, not at ${ref}`);
+    }
     return { commit };
+  }
+
+  async #resolve(dir: string, candidates: readonly string[]): Promise<string | undefined> {
+    for (const candidate of candidates) {
+      try {
+        const sha = (await this.#git(dir).revparse(["--verify", "--quiet", candidate])).trim();
+        if (/^[0-9a-f]{40}$/.test(sha)) return sha;
+      } catch {
+        // Not this kind of ref: try the next.
+      }
+    }
+    return undefined;
   }
 
   async headCommit(dir: string): Promise<string | undefined> {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { InterruptedError, StepFailedError, UsageError } from "../common/errors.ts";
+import { pausePoint } from "../common/test-hooks.ts";
 import { canonicalJson, describeChanges, fingerprint, type Json, type StepInputs } from "./fingerprint.ts";
 import type { StateStore, StepRecord } from "./state.ts";
 import type { Step, StepContext, StepWork } from "./step.ts";
@@ -155,6 +156,7 @@ export class Pipeline {
       const summary = error instanceof Error ? error.message : String(error);
       throw new StepFailedError(step.id, log.path, summary, log.tail().slice(0, -1), { cause: error });
     }
+    await pausePoint(`${step.id}:before-record`);
     const record: StepRecord = {
       id: step.id,
       fingerprint: judged.fingerprint,
@@ -164,6 +166,7 @@ export class Pipeline {
       tool: { version: this.#version, node: process.versions.node },
     };
     await this.#state.put(record);
+    await pausePoint(`${step.id}:after-record`);
     const seconds = (Date.now() - started) / 1000;
     log.note(`done in ${seconds.toFixed(1)} s`);
     await log.close();

@@ -1,5 +1,6 @@
 import { mkdir, readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../common/atomic-file.ts";
+import { writeFileAtomicWith } from "../common/atomic-file.ts";
+import { pausePoint } from "../common/test-hooks.ts";
 import { UsageError } from "../common/errors.ts";
 import type { Json, StepInputs } from "./fingerprint.ts";
 import { type StepId, stepIds } from "./step-ids.ts";
@@ -72,7 +73,9 @@ export class StateStore {
   async #save(): Promise<void> {
     await mkdir(this.#paths.root, { recursive: true });
     const file: StateFile = { version: stateVersion, steps: this.#steps };
-    await writeFileAtomic(this.#paths.state, `${JSON.stringify(file, null, 2)}\n`);
+    await writeFileAtomicWith(this.#paths.state, `${JSON.stringify(file, null, 2)}\n`, 0o644, () =>
+      pausePoint("state.json:before-rename"),
+    );
   }
 }
 

@@ -233,6 +233,41 @@ describe("build against the test world", { timeout: 300_000 }, () => {
     expect(stateOf(await plan(built)).engine).toBe("done");
   });
 
+  /** Runs `build --force engine` until a pause point, then kills it with SIGKILL there. */
+  async function killAt(point: string): Promise<void> {
+    const marker = join(built.dir, `paused-${Date.now()}`);
+    const run = built.start(["build", "--force", "engine"], { LLAMA3_TRT_TEST_PAUSE_AT: point, LLAMA3_TRT_TEST_PAUSE_MARKER: marker });
+    await until(() => existsSync(marker), `the build to reach ${point}`);
+    run.child.kill("SIGKILL");
+    await run.exited();
+  }
+
+  it("kill -9 after the engine is built but before it is recorded: the rerun builds it again", async () => {
+    await killAt("engine:before-record");
+    expect(stateOf(await plan(built)).engine).toBe("pending");
+    await using w = useWorld();
+    expect((await built.run(["build"])).exitCode).toBe(0);
+    expect(await w.invocations("trtllm-build")).toBe(1);
+  });
+
+  it("kill -9 right after the engine is recorded: the rerun does not build it again", async () => {
+    await killAt("engine:after-record");
+    expect(stateOf(await plan(built)).engine).toBe("done");
+    await using w = useWorld();
+    expect((await built.run(["build"])).exitCode).toBe(0);
+    expect(await w.invocations("trtllm-build")).toBe(0);
+  });
+
+  it("kill -9 in the middle of writing state.json leaves the old file whole; the stray temp file is swept", async () => {
+    const before = readFileSync(join(built.workdir, "state.json"), "utf8");
+    await killAt("state.json:before-rename");
+    expect(readFileSync(join(built.workdir, "state.json"), "utf8")).toBe(before);
+    expect(readdirSync(built.workdir).filter((n) => n.endsWith(".tmp"))).toHaveLength(1);
+    expect((await built.run(["build"])).exitCode).toBe(0);
+    expect(readdirSync(built.workdir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(built.workdir, "state.json"), "utf8")).steps.engine).toBeDefined();
+  });
+
   it("a damaged state.json is refused (exit 2), never read as nothing done", async () => {
     await using box = sandbox(world);
     const first = await box.run(["build", "--only", "trtllm-repo"]);

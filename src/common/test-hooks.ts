@@ -1,0 +1,14 @@
+import { writeFileSync } from "node:fs";
+
+/**
+ * Test-only pause points. With LLAMA3_TRT_TEST_PAUSE_AT=<name>, the CLI writes the file named by
+ * LLAMA3_TRT_TEST_PAUSE_MARKER on reaching that point and then waits forever, so that a test can
+ * `kill -9` it at exactly that instant (a step boundary, a state write half done) and check
+ * what the next run makes of it (reliability cases 21 and 24). Without the variable: nothing.
+ */
+export async function pausePoint(name: string): Promise<void> {
+  if (process.env.LLAMA3_TRT_TEST_PAUSE_AT !== name) return;
+  const marker = process.env.LLAMA3_TRT_TEST_PAUSE_MARKER;
+  if (marker) writeFileSync(marker, name);
+  await new Promise(() => {});
+}

@@ -1,12 +1,13 @@
 import { createHash, type Hash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { lstat, mkdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, type FileHandle } from "node:fs/promises";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { writeFileAtomic } from "../common/atomic-file.ts";
-import { FailedError } from "../common/errors.ts";
-import { blobLinkTarget, blobPath, refPath, snapshotDir } from "./cache.ts";
+import { FailedError, InterruptedError } from "../common/errors.ts";
+import { formatBytes } from "../common/format.ts";
+import { isAlive } from "../pipeline/lock.ts";
+import { blobLinkTarget, blobPath, refPath, repoFolder, snapshotDir } from "./cache.ts";
 import type { HubClient, RepoFile } from "./hub-client.ts";
 
 export interface DownloadRequest {
@@ -15,19 +16,36 @@ export interface DownloadRequest {
   readonly commit: string;
   readonly files: readonly RepoFile[];
   readonly cacheDir: string;
-  /** Names this process's partial files, so two writers never share one (huggingface_hub #4306). */
-  readonly runId: string;
+  readonly signal: AbortSignal;
   readonly onBytes: (bytes: number) => void;
   readonly onFileDone: (file: RepoFile, downloaded: boolean) => void;
+  readonly warn: (message: string) => void;
 }
 
-/** Files fetched at once: enough to fill a link, few enough to be polite to the Hub. */
-const concurrentFiles = 4;
+/** Files fetched at once: enough to fill a link with the Hub's few large shards, few enough to be polite. */
+export const concurrentFiles = 4;
+/** Tries of one file without a single new byte before giving up (huggingface_hub: 5). */
+const maxAttemptsWithoutProgress = 5;
+const backoffCapMs = 8_000;
 
-/** Bytes still to fetch: files whose blob is not in the cache with the right size. */
+/**
+ * Whose partial file this is: `<host>-<pid>-<random>`. A partial whose process is gone (same host,
+ * dead pid) may be continued by a later run; one whose owner lives is never touched, so two
+ * downloads into one cache each write their own file (huggingface_hub #4306, reliability case 16).
+ */
+export function partialOwner(): string {
+  return `${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+const partialPattern = /^(?<oid>[0-9a-f]{40}|[0-9a-f]{64})\.(?<host>[A-Za-z0-9_-]+)-(?<pid>\d+)-[a-z0-9]+\.incomplete$/;
+
+/** Bytes still to fetch: files whose blob is not in the cache with the right size, less resumable partials. */
 export async function missingBytes(req: Pick<DownloadRequest, "repo" | "files" | "cacheDir">): Promise<number> {
   let total = 0;
-  for (const file of req.files) if (!(await blobComplete(req.cacheDir, req.repo, file))) total += file.size;
+  for (const file of req.files) {
+    if (await blobComplete(req.cacheDir, req.repo, file)) continue;
+    total += file.size - (await resumableBytes(req.cacheDir, req.repo, file));
+  }
   return total;
 }
 
@@ -39,17 +57,40 @@ async function blobComplete(cacheDir: string, repo: string, file: RepoFile): Pro
   }
 }
 
+/** Partial files of this blob left by processes that are gone, largest first. */
+async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Promise<{ path: string; size: number }[]> {
+  const blobs = join(repoFolder(cacheDir, repo), "blobs");
+  const names = await readdir(blobs).catch(() => [] as string[]);
+  const found: { path: string; size: number }[] = [];
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "_");
+  for (const name of names) {
+    const m = partialPattern.exec(name);
+    if (!m?.groups || m.groups.oid !== file.oid) continue;
+    if (m.groups.host !== host || isAlive(Number(m.groups.pid))) continue;
+    const size = await stat(join(blobs, name)).then((s) => s.size, () => -1);
+    if (size >= 0) found.push({ path: join(blobs, name), size });
+  }
+  return found.sort((a, b) => b.size - a.size);
+}
+
+async function resumableBytes(cacheDir: string, repo: string, file: RepoFile): Promise<number> {
+  const best = (await deadPartials(cacheDir, repo, file)).find((p) => p.size <= file.size);
+  return best?.size ?? 0;
+}
+
 /**
- * Puts every file into the cache: blob (verified by size and hash before it gets its final
- * name), snapshot link, and `refs/<revision>`. A blob already there costs nothing.
+ * Puts every file into the cache: blob (checked for size and hash before it gets its final
+ * name), snapshot link, and `refs/<revision>`. A blob already there costs nothing; a partial one
+ * left by a killed run is continued with HTTP Range.
  */
 export async function downloadToCache(client: HubClient, req: DownloadRequest): Promise<void> {
-  const queue = [...req.files];
+  const owner = partialOwner();
+  const queue = [...req.files].sort((a, b) => b.size - a.size);
   const worker = async () => {
     for (let file = queue.shift(); file; file = queue.shift()) {
       let downloaded = false;
       if (!(await blobComplete(req.cacheDir, req.repo, file))) {
-        await fetchBlob(client, req, file);
+        await fetchVerified(client, req, file, owner);
         downloaded = true;
       }
       await linkSnapshot(req, file);
@@ -64,44 +105,182 @@ export async function downloadToCache(client: HubClient, req: DownloadRequest): 
   }
 }
 
-async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile): Promise<void> {
-  const target = blobPath(req.cacheDir, req.repo, file.oid);
-  const partial = `${target}.${req.runId}.incomplete`;
-  await mkdir(dirname(target), { recursive: true });
-  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
-  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path });
-  if (!response.body) throw new FailedError(`The Hub sent no content for ${file.path}`);
-  const hash = file.lfs ? createHash("sha256") : gitBlobHash(file.size);
-  let received = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      received += chunk.length;
-      hash.update(chunk);
-      req.onBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
-  try {
-    await pipeline(Readable.fromWeb(response.body as never), count, createWriteStream(partial, { flags: "w", mode: 0o644 }));
-    if (received !== file.size) {
+/** A wrong hash gets one fresh download (a flipped bit in transit); a second wrong hash is an error. */
+async function fetchVerified(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const mismatch = await fetchBlob(client, req, file, owner);
+    if (!mismatch) return;
+    if (attempt >= 2) {
       throw new FailedError(
-        `Consistency check failed: ${file.path} should be ${file.size} bytes but ${received} arrived. Rerun to fetch it again.`,
+        `${file.path} is corrupt twice over: expected ${file.lfs ? "sha256" : "git sha1"} ${file.oid}, got ${mismatch} ` +
+          `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; try again later, or check a proxy between you and the Hub.`,
       );
     }
-    const digest = hash.digest("hex");
-    if (digest !== file.oid) {
-      throw new FailedError(`${file.path} is corrupt: expected ${file.lfs ? "sha256" : "git sha1"} ${file.oid}, got ${digest}. Rerun to fetch it again.`);
-    }
-    await rename(partial, target);
-  } catch (error) {
-    await rm(partial, { force: true });
-    throw error;
+    req.warn(`${file.path}: ${file.lfs ? "sha256" : "git sha1"} mismatch (got ${mismatch.slice(0, 12)}), downloading it again`);
   }
 }
 
-/** The git blob id of a regular file: sha1("blob <size>\0" + content). */
-function gitBlobHash(size: number): Hash {
-  return createHash("sha1").update(`blob ${size}\0`);
+/**
+ * Downloads one blob into `<oid>.<owner>.incomplete`, continuing a dead run's partial if there is
+ * one, retrying a cut transfer from the bytes it has, and renames it to `blobs/<oid>` only once
+ * size and hash are right. Returns the wrong digest on a hash mismatch (the partial is deleted).
+ */
+async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string): Promise<string | undefined> {
+  const target = blobPath(req.cacheDir, req.repo, file.oid);
+  const partial = `${target}.${owner}.incomplete`;
+  await mkdir(dirname(target), { recursive: true });
+  await adoptDeadPartial(req, file, partial);
+
+  const progress: Progress = { hash: newHash(file), size: 0 };
+  progress.size = await hashExisting(partial, progress.hash, file.size);
+  // Not "a": in append mode Linux ignores the write position, and a restart must overwrite from 0.
+  const handle = await open(partial, progress.size === 0 ? "w" : "r+", 0o644);
+  let warnedRange = false;
+  let attemptsWithoutProgress = 0;
+  try {
+    while (progress.size < file.size) {
+      const before = progress.size;
+      try {
+        await transfer(client, req, file, handle, progress, () => {
+          if (!warnedRange) req.warn(`${file.path}: the server ignored the Range request; starting this file over`);
+          warnedRange = true;
+        });
+      } catch (error) {
+        if (req.signal.aborted) {
+          throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`, { cause: error });
+        }
+        if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, progress.size) ?? error;
+      }
+      if (progress.size > file.size) {
+        throw new FailedError(
+          `Consistency check failed: ${file.path} should be ${file.size} bytes but the server sent more. Rerun to fetch it again.`,
+        );
+      }
+      if (progress.size === file.size) break;
+      attemptsWithoutProgress = progress.size > before ? 0 : attemptsWithoutProgress + 1;
+      if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
+        throw new FailedError(
+          `download of ${file.path} failed after ${maxAttemptsWithoutProgress} retries without progress; ` +
+            `rerun to resume (${formatBytes(progress.size)} of ${formatBytes(file.size)} kept).`,
+        );
+      }
+      req.warn(`${file.path}: transfer cut at ${formatBytes(progress.size)} of ${formatBytes(file.size)}, resuming`);
+      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+    }
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    // An oversized file is garbage; anything else is a good prefix to resume from.
+    if (progress.size > file.size) await rm(partial, { force: true });
+    throw error;
+  }
+  await handle.close();
+
+  const digest = progress.hash.digest("hex");
+  if (digest !== file.oid) {
+    await rm(partial, { force: true });
+    return digest;
+  }
+  await rename(partial, target);
+  return undefined;
+}
+
+/** What a partial file holds so far: its length and the hash of those bytes. */
+interface Progress {
+  hash: Hash;
+  size: number;
+}
+
+/** The hash the Hub names a blob by: sha256 for LFS files, the git blob sha1 otherwise. */
+function newHash(file: RepoFile): Hash {
+  return file.lfs ? createHash("sha256") : createHash("sha1").update(`blob ${file.size}\0`);
+}
+
+/** Thrown when a body ends early or the connection drops; the progress holds what arrived. */
+class TransferCut extends Error {}
+
+/** One GET from `progress.size` on, appending to the file and the hash. */
+async function transfer(
+  client: HubClient,
+  req: DownloadRequest,
+  file: RepoFile,
+  handle: FileHandle,
+  progress: Progress,
+  onRangeIgnored: () => void,
+): Promise<void> {
+  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
+  const headers: Record<string, string> = progress.size > 0 ? { Range: `bytes=${progress.size}-` } : {};
+  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, { headers });
+  if (progress.size > 0 && response.status !== 206) {
+    // A server that ignores Range sends the whole body: keeping the prefix would double it (H4).
+    onRangeIgnored();
+    await handle.truncate(0);
+    progress.hash = newHash(file);
+    progress.size = 0;
+  }
+  if (!response.body) throw new TransferCut("no body");
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      await handle.write(chunk, 0, chunk.length, progress.size);
+      progress.hash.update(chunk);
+      progress.size += chunk.length;
+      req.onBytes(chunk.length);
+      if (progress.size > file.size) return;
+    }
+  } catch (error) {
+    if (req.signal.aborted || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
+    throw new TransferCut("transfer cut", { cause: error });
+  }
+  if (progress.size < file.size) throw new TransferCut("body ended early");
+}
+
+/** Takes over the largest partial of this blob a dead run left (by rename: atomic), removing the others. */
+async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: string): Promise<void> {
+  const dead = await deadPartials(req.cacheDir, req.repo, file);
+  let adopted = false;
+  for (const candidate of dead) {
+    if (!adopted && candidate.size <= file.size) {
+      try {
+        await rename(candidate.path, partial);
+        adopted = true;
+        continue;
+      } catch {
+        // Someone else took it first: fine, look at the next.
+      }
+    }
+    await rm(candidate.path, { force: true });
+  }
+}
+
+/** Feeds a resumed partial's bytes to the hash; returns its size (0 when it cannot be used). */
+async function hashExisting(path: string, hash: Hash, expected: number): Promise<number> {
+  const size = await stat(path).then((s) => s.size, () => 0);
+  if (size === 0 || size > expected) return 0;
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return size;
+}
+
+function diskFull(error: unknown, file: RepoFile, partial: string, size: number): FailedError | undefined {
+  if ((error as NodeJS.ErrnoException | undefined)?.code !== "ENOSPC") return undefined;
+  return new FailedError(
+    `disk full while writing ${file.path} into ${dirname(partial)} (ENOSPC). Free some space and rerun to resume ` +
+      `(${formatBytes(size)} of ${formatBytes(file.size)} kept).`,
+    { cause: error },
+  );
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new InterruptedError("interrupted"));
+      },
+      { once: true },
+    );
+  });
 }
 
 async function linkSnapshot(req: DownloadRequest, file: RepoFile): Promise<void> {

@@ -24,10 +24,12 @@ const backoffCapMs = 8_000;
 export class HubClient {
   readonly hub: HubEnv;
   readonly #signal: AbortSignal;
+  readonly #warn: (message: string) => void;
 
-  constructor(hub: HubEnv, signal: AbortSignal) {
+  constructor(hub: HubEnv, signal: AbortSignal, warn: (message: string) => void = () => {}) {
     this.hub = hub;
     this.#signal = signal;
+    this.#warn = warn;
   }
 
   /** The 40-hex commit a revision names now. */
@@ -78,7 +80,7 @@ export class HubClient {
       throw new FailedError(`HF_HUB_OFFLINE is set: not contacting ${redactUrl(url)}. Unset it, or make sure the model is in the cache.`);
     }
     const hubOrigin = new URL(this.hub.endpoint).origin;
-    let current = url;
+    const current = url;
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
@@ -86,15 +88,23 @@ export class HubClient {
       } catch (error) {
         if (this.#signal.aborted) throw new InterruptedError("interrupted", { cause: error });
         if (attempt >= maxAttempts) {
-          throw new FailedError(`Could not reach ${redactUrl(current)} after ${maxAttempts} tries: ${causeOf(error)}`, { cause: error });
+          throw new FailedError(`Could not reach ${redactUrl(current)} after ${maxAttempts} tries: ${causeOf(error)}. Check your network, or HF_ENDPOINT.`, {
+            cause: error,
+          });
         }
+        this.#warn(`could not reach ${redactUrl(current)} (${causeOf(error)}); retrying (try ${attempt + 1} of ${maxAttempts})`);
         await this.#sleep(backoffMs(attempt));
         continue;
       }
       if (response.ok) return response;
       if ((response.status === 429 || response.status >= 500) && attempt < maxAttempts) {
         await response.body?.cancel();
-        await this.#sleep(retryAfterMs(response) ?? backoffMs(attempt));
+        const waitMs = retryAfterMs(response) ?? backoffMs(attempt);
+        const id = response.headers.get("x-request-id");
+        this.#warn(
+          `the Hub answered ${response.status} for ${redactUrl(current)}${id ? ` (request id ${id})` : ""}; retrying in ${(waitMs / 1000).toFixed(0)} s (try ${attempt + 1} of ${maxAttempts})`,
+        );
+        await this.#sleep(waitMs);
         continue;
       }
       const body = await response.text().catch(() => "");

@@ -195,7 +195,7 @@ export class Pipeline {
       reason = [...own, `${notDone.join(", ")} must run first`].join("; ");
     } else if (record.fingerprint !== fp) {
       state = "stale";
-      reason = describeChanges(record.inputs, inputs).join("; ") || "inputs changed";
+      reason = step.describeChange?.(record.inputs, inputs) ?? (describeChanges(record.inputs, inputs).join("; ") || "inputs changed");
     } else {
       const verdict = await step.verify(ctx, record.out as never);
       state = verdict.ok ? "done" : "stale";

@@ -74,6 +74,11 @@ export interface Step<Out extends Json = Json> {
   readonly reads: readonly StepId[];
   /** Everything that, if changed, makes the previous output wrong. No secrets, no side effects. */
   inputs(ctx: StepContext): Promise<StepInputs>;
+  /**
+   * A better reason than the generic per-input one for a change of inputs, e.g. "revision main
+   * moved abc1234 → def5678 (2 files changed)"; undefined to use the generic one.
+   */
+  describeChange?(before: StepInputs, after: StepInputs): string | undefined;
   /** The outputs a run will produce, derived from the inputs, for planning the steps after it. */
   expectedOut(ctx: StepContext): Promise<Out>;
   /** The exact work, as data. No writes, no containers. */

@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { readdir, realpath, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
 import { formatBytes, formatDuration } from "../../common/format.ts";
 import {
@@ -12,11 +11,11 @@ import {
   validCommit,
   validOid,
 } from "../../hub/cache.ts";
+import { ensureRoom } from "../../hub/disk.ts";
 import { downloadToCache, missingBytes } from "../../hub/download.ts";
 import { HubClient, type RepoFile } from "../../hub/hub-client.ts";
 import { readHubEnv } from "../../hub/hub-env.ts";
-import { readFile } from "node:fs/promises";
-import type { StepInputs } from "../fingerprint.ts";
+import type { Json, StepInputs } from "../fingerprint.ts";
 import type { Step, StepContext, StepWork } from "../step.ts";
 
 /**
@@ -31,61 +30,91 @@ export type WeightsOut = {
   readonly files: readonly { readonly path: string; readonly size: number }[];
 };
 
-/** Files conversion needs that a `--model-dir` must hold. */
-const requiredLocal = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+/** Files conversion and the tokenizer cannot do without. */
+const required = ["config.json", "tokenizer.json", "tokenizer_config.json"];
 
 interface Listing {
   readonly commit: string;
   readonly files: readonly RepoFile[];
 }
 
-/** Lists the model once per command: inputs, plan and run all need the same listing. */
+/** Lists the model once per command: preflight, inputs, plan and run all need the same listing. */
 function listing(ctx: StepContext): Promise<Listing> {
   return ctx.memo(`weights:${ctx.settings.model}@${ctx.settings.revision}`, () => list(ctx));
+}
+
+function client(ctx: StepContext): HubClient {
+  return new HubClient(readHubEnv(ctx.env), ctx.signal, (message) => ctx.log.line(`warning: ${message}`));
 }
 
 async function list(ctx: StepContext): Promise<Listing> {
   const hub = readHubEnv(ctx.env);
   const { model, revision } = ctx.settings;
   if (hub.offline) return offlineListing(hub.cacheDir, model, revision);
-  const client = new HubClient(hub, ctx.signal);
-  const commit = await client.resolveCommit(model, revision);
-  const all = await client.listFiles(model, commit);
+  const hubClient = client(ctx);
+  const commit = await hubClient.resolveCommit(model, revision);
+  const all = await hubClient.listFiles(model, commit);
+  // Names and ids from the server become paths here: all are checked before anything is written.
   for (const file of all) {
     const unsafe = unsafeRelativePath(file.path);
     if (unsafe) {
-      throw new FailedError(`Invalid filename ${JSON.stringify(file.path)} in ${model} (${unsafe}): refusing to download. Ask the repository owner to rename it.`);
+      throw new FailedError(
+        `Invalid filename ${JSON.stringify(file.path)} in ${model} (${unsafe}): refusing to download anything. Ask the repository owner to rename it.`,
+      );
     }
-    if (!validOid(file.oid, file.lfs)) throw new FailedError(`Invalid oid from the Hub for ${file.path}: ${JSON.stringify(file.oid)}`);
+    if (!validOid(file.oid, file.lfs)) {
+      throw new FailedError(`Invalid oid from the Hub for ${file.path} in ${model}: ${JSON.stringify(file.oid)}; refusing to download anything.`);
+    }
   }
   const files = all.filter((f) => neededForConversion(f.path));
-  if (!files.some((f) => f.path.endsWith(".safetensors"))) {
-    throw new FailedError(`${model}@${revision} has no .safetensors weights: llama3-trt converts from safetensors only.`);
+  const missing = required.filter((name) => !files.some((f) => f.path === name));
+  if (missing.length > 0 || !files.some((f) => f.path.endsWith(".safetensors"))) {
+    throw new FailedError(
+      `${model}@${revision} lacks ${[...missing, ...(files.some((f) => f.path.endsWith(".safetensors")) ? [] : ["*.safetensors weights"])].join(", ")}: llama3-trt converts Hugging Face safetensors checkpoints.`,
+    );
   }
   return { commit, files };
 }
 
-/** HF_HUB_OFFLINE: the commit from `refs/`, the files from the snapshot; no request at all. */
+/**
+ * HF_HUB_OFFLINE: the commit from `refs/`, the files from the snapshot, and not one request
+ * (reliability case 14). What must be there comes from the shard index; anything missing is named.
+ */
 async function offlineListing(cacheDir: string, repo: string, revision: string): Promise<Listing> {
   let commit = revision;
   if (!validCommit(revision)) {
     try {
       commit = (await readFile(refPath(cacheDir, repo, revision), "utf8")).trim();
     } catch {
-      throw new FailedError(`HF_HUB_OFFLINE is set and ${repo}@${revision} is not in the cache (${repoFolder(cacheDir, repo)}). Unset HF_HUB_OFFLINE to download it.`);
+      throw new FailedError(
+        `HF_HUB_OFFLINE is set and ${repo}@${revision} is not in the cache (${repoFolder(cacheDir, repo)}). Unset HF_HUB_OFFLINE to download it.`,
+      );
     }
   }
   const dir = snapshotDir(cacheDir, repo, commit);
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const files: RepoFile[] = [];
-  for (const name of names.filter(neededForConversion)) {
-    const target = await realpath(join(dir, name)).catch(() => undefined);
-    const size = target ? (await stat(target)).size : -1;
-    const oid = target?.split("/").pop() ?? "";
-    files.push({ path: name, size, oid, lfs: oid.length === 64 });
+  const names = (await readdir(dir).catch(() => [] as string[])).filter(neededForConversion);
+  const expected = new Set([...required, ...names]);
+  try {
+    const index = JSON.parse(await readFile(join(dir, "model.safetensors.index.json"), "utf8")) as { weight_map?: Record<string, string> };
+    for (const shard of Object.values(index.weight_map ?? {})) expected.add(shard);
+  } catch {
+    // No index: a single-file checkpoint, or the index itself is missing (named below if so).
   }
-  if (!files.some((f) => f.path.endsWith(".safetensors")) || files.some((f) => f.size < 0)) {
-    throw new FailedError(`HF_HUB_OFFLINE is set and the cached snapshot ${dir} is incomplete. Unset HF_HUB_OFFLINE to download the rest.`);
+  const files: RepoFile[] = [];
+  const missing: string[] = [];
+  for (const name of [...expected].sort()) {
+    const blob = await realpath(join(dir, name)).catch(() => undefined);
+    if (!blob) {
+      missing.push(name);
+      continue;
+    }
+    const oid = basename(blob);
+    files.push({ path: name, size: (await stat(blob)).size, oid, lfs: oid.length === 64 });
+  }
+  if (missing.length > 0 || !files.some((f) => f.path.endsWith(".safetensors"))) {
+    throw new FailedError(
+      `HF_HUB_OFFLINE is set and the cached snapshot ${dir} is incomplete: missing ${missing.join(", ") || "*.safetensors"}. Unset HF_HUB_OFFLINE to download the rest.`,
+    );
   }
   return { commit, files };
 }
@@ -101,13 +130,20 @@ export const weightsStep: Step<WeightsOut> = {
     // The resolved commit, not the branch: "stale" then means the remote really moved.
     return { repo: model, revision, commit, files: files.map((f) => ({ path: f.path, size: f.size, oid: f.oid })) };
   },
+  describeChange(before, after) {
+    if (before.commit === after.commit || typeof before.commit !== "string" || typeof after.commit !== "string") return undefined;
+    const oids = (files: Json | undefined) => new Map(((files ?? []) as { path: string; oid: string }[]).map((f) => [f.path, f.oid]));
+    const was = oids(before.files);
+    const now = oids(after.files);
+    const changed = [...now].filter(([path, oid]) => was.get(path) !== oid).length + [...was.keys()].filter((p) => !now.has(p)).length;
+    return `revision ${String(after.revision)} moved ${before.commit.slice(0, 7)} → ${after.commit.slice(0, 7)} (${changed} file${changed === 1 ? "" : "s"} changed)`;
+  },
   async expectedOut(ctx) {
     const { modelDir, model } = ctx.settings;
     if (modelDir !== null) return { mountDir: modelDir, modelPath: ".", commit: null, files: await localFiles(modelDir) };
     const { commit, files } = await listing(ctx);
-    const cacheDir = readHubEnv(ctx.env).cacheDir;
     return {
-      mountDir: repoFolder(cacheDir, model),
+      mountDir: repoFolder(readHubEnv(ctx.env).cacheDir, model),
       modelPath: `snapshots/${commit}`,
       commit,
       files: files.map((f) => ({ path: f.path, size: f.size })),
@@ -134,11 +170,18 @@ export const weightsStep: Step<WeightsOut> = {
       },
     };
   },
+  async preflight(ctx) {
+    // Before anything runs: the Hub answers, the token has access, and the download fits.
+    if (ctx.settings.modelDir !== null) return;
+    const hub = readHubEnv(ctx.env);
+    const { files } = await listing(ctx);
+    await ensureRoom(hub.cacheDir, await missingBytes({ repo: ctx.settings.model, files, cacheDir: hub.cacheDir }));
+  },
   async run(ctx, work) {
     if (work.kind !== "weights") throw new Error("weights expects weights work");
     const out = await this.expectedOut(ctx);
     if (work.weights.source === "local") {
-      const missing = requiredLocal.filter((name) => !out.files.some((f) => f.path === name));
+      const missing = required.filter((name) => !out.files.some((f) => f.path === name));
       if (missing.length > 0 || !out.files.some((f) => f.path.endsWith(".safetensors"))) {
         throw new FailedError(`--model-dir ${out.mountDir} lacks ${[...missing, "*.safetensors"].join(", ")}: it must hold a Hugging Face checkpoint.`);
       }
@@ -146,29 +189,34 @@ export const weightsStep: Step<WeightsOut> = {
     }
     const hub = readHubEnv(ctx.env);
     const { commit, files } = await listing(ctx);
-    const total = work.weights.bytesToDownload;
+    const total = await missingBytes({ repo: ctx.settings.model, files, cacheDir: hub.cacheDir });
+    await ensureRoom(hub.cacheDir, total);
     ctx.log.note(`${ctx.settings.model}@${commit}: ${files.length} files, ${formatBytes(total)} to download into ${hub.cacheDir}`);
     const started = Date.now();
     let done = 0;
     let lastReport = 0;
-    await downloadToCache(new HubClient(hub, ctx.signal), {
+    await downloadToCache(client(ctx), {
       repo: ctx.settings.model,
       revision: ctx.settings.revision,
       commit,
       files,
       cacheDir: hub.cacheDir,
-      runId: `${ctx.runId}-${randomBytes(3).toString("hex")}`,
+      signal: ctx.signal,
+      warn: (message) => ctx.log.line(`warning: ${message}`),
       onBytes: (n) => {
         done += n;
         const now = Date.now();
-        if (now - lastReport < 2_000) return;
+        if (now - lastReport < 1_000) return;
         lastReport = now;
         const rate = done / Math.max((now - started) / 1000, 0.001);
-        ctx.log.line(`${formatBytes(done)} of ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatDuration((total - done) / rate)}`);
+        ctx.log.line(
+          `${formatBytes(done)} of ${formatBytes(total)} (${((100 * done) / Math.max(total, 1)).toFixed(0)}%), ${formatBytes(rate)}/s, ETA ${formatDuration((total - done) / rate)}`,
+        );
       },
-      onFileDone: (file, downloaded) => ctx.log.line(`${file.path}: ${downloaded ? `downloaded ${formatBytes(file.size)}` : "already in the cache"}`),
+      onFileDone: (file, downloaded) => ctx.log.line(`${file.path}: ${downloaded ? `downloaded, ${formatBytes(file.size)}, verified` : "already in the cache"}`),
     });
-    ctx.log.note(`downloaded ${formatBytes(done)} in ${formatDuration((Date.now() - started) / 1000)}`);
+    const seconds = (Date.now() - started) / 1000;
+    ctx.log.note(`downloaded ${formatBytes(done)} in ${formatDuration(seconds)}${done > 0 ? ` (${formatBytes(done / Math.max(seconds, 0.001))}/s)` : ""}`);
     return out;
   },
   async verify(_ctx, out) {

@@ -1,0 +1,342 @@
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Sandbox, sandbox, until } from "../helpers/product.ts";
+import { type RequestLogEntry, useWorld, type World } from "../helpers/world.ts";
+
+const repo = "meta-llama/Meta-Llama-3-8B-Instruct";
+const repoDir = "models--meta-llama--Meta-Llama-3-8B-Instruct";
+const DENIED = "hf_worldDENIEDbbbbbbbbbbbbbbbbbbbbbbb";
+
+const cacheOf = (box: Sandbox) => join(box.dir, "home/.cache/huggingface/hub");
+const modelCache = (box: Sandbox) => join(cacheOf(box), repoDir);
+
+/** Bytes of file content the Hub and CDN served (API answers are not content). */
+function contentBytes(requests: RequestLogEntry[]): number {
+  return requests.filter((r) => r.file !== undefined && r.method === "GET" && r.status < 300).reduce((n, r) => n + r.bytesSent, 0);
+}
+
+/** The request log is written as each response closes: give the last lines a moment. */
+async function settledRequests(w: World): Promise<RequestLogEntry[]> {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return w.hubRequests();
+}
+
+function blobsOf(box: Sandbox): string[] {
+  const dir = join(modelCache(box), "blobs");
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+function sha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** The LFS sha256 (the blob's name in the cache) of a file of the model, from the Hub's paths-info. */
+async function lfsOid(world: World, path: string): Promise<string> {
+  const response = await fetch(`${world.world.hubUrl}/api/models/${repo}/paths-info/main`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${world.env.HF_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ paths: [path], expand: true }),
+  });
+  const [info] = (await response.json()) as { lfs?: { oid: string } }[];
+  if (!info?.lfs) throw new Error(`${path} is not an LFS file`);
+  return info.lfs.oid;
+}
+
+async function weights(box: Sandbox, extraEnv: Record<string, string> = {}) {
+  return box.run(["build", "--only", "weights"], extraEnv);
+}
+
+describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () => {
+  let world: World;
+
+  beforeAll(() => {
+    world = useWorld();
+    return () => world[Symbol.asyncDispose]();
+  });
+
+  afterEach(async () => {
+    await fetch(`${world.world.hubUrl}/_world/scenario`, { method: "DELETE" }).then((r) => r.body?.cancel());
+  });
+
+  it("downloads into an empty cache in the standard layout, without original/, the token only to the Hub", async () => {
+    await using box = sandbox(world);
+    await using w = useWorld();
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const cache = modelCache(box);
+    const commit = readFileSync(join(cache, "refs/main"), "utf8");
+    expect(commit).toMatch(/^[0-9a-f]{40}$/);
+    const snapshot = join(cache, "snapshots", commit);
+    const names = readdirSync(snapshot).sort();
+    expect(names).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model-00001-of-00004.safetensors",
+      "model-00002-of-00004.safetensors",
+      "model-00003-of-00004.safetensors",
+      "model-00004-of-00004.safetensors",
+      "model.safetensors.index.json",
+      "special_tokens_map.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
+    for (const name of names) {
+      const link = join(snapshot, name);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      const target = readlinkSync(link);
+      expect(target).toMatch(/^\.\.\/\.\.\/blobs\/[0-9a-f]{40,64}$/);
+      const oid = target.split("/").pop() as string;
+      if (oid.length === 64) expect(sha256(link)).toBe(oid);
+    }
+    expect(readdirSync(join(cache, "blobs")).some((n) => n.endsWith(".incomplete"))).toBe(false);
+    const requests = await settledRequests(w);
+    expect(requests.some((r) => r.file?.startsWith("original/"))).toBe(false);
+    expect(requests.filter((r) => r.origin === "cdn").length).toBeGreaterThan(0);
+    expect(requests.filter((r) => r.origin === "cdn").every((r) => !r.authorization)).toBe(true);
+    expect(requests.filter((r) => r.origin === "hub").every((r) => r.authorization)).toBe(true);
+  });
+
+  it("a second run transfers 0 bytes, and so does a cache another tool filled", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    await using w = useWorld();
+    expect((await box.run(["build", "--only", "weights", "--force"])).exitCode).toBe(0);
+    expect(contentBytes(await settledRequests(w))).toBe(0);
+
+    // huggingface-cli's layout, made by someone else: a new workdir and HOME sharing it.
+    await using other = sandbox(world);
+    mkdirSync(cacheOf(other), { recursive: true });
+    cpSync(modelCache(box), modelCache(other), { recursive: true, verbatimSymlinks: true });
+    await using w2 = useWorld();
+    const result = await weights(other);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(contentBytes(await settledRequests(w2))).toBe(0);
+  });
+
+  it("a download killed half-way resumes with Range and fetches little more than the rest", async () => {
+    await using box = sandbox(world);
+    await world.setScenario({ rules: [{ match: "model-00001-of-00004.safetensors", origin: "cdn", bytesPerSecond: 150_000 }] });
+    const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
+    const run = box.start(["build", "--only", "weights"]);
+    const blobs = join(modelCache(box), "blobs");
+    const partialOf = () => (existsSync(blobs) ? readdirSync(blobs).find((n) => n.startsWith(`${oid}.`) && n.endsWith(".incomplete")) : undefined);
+    await until(() => {
+      const partial = partialOf();
+      return partial !== undefined && statSync(join(blobs, partial)).size > 300_000;
+    }, "a partial file of shard 1 past 300 kB");
+    run.child.kill("SIGKILL");
+    await run.exited();
+    await fetch(`${world.world.hubUrl}/_world/scenario`, { method: "DELETE" }).then((r) => r.body?.cancel());
+    const kept = statSync(join(blobs, partialOf() as string)).size;
+    const shardSize = (JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; weights?: { files: { path: string; size: number }[] } }[] }).steps
+      .find((s) => s.id === "weights")
+      ?.weights?.files.find((f) => f.path === "model-00001-of-00004.safetensors")?.size as number;
+
+    await using w = useWorld();
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const shardRequests = (await settledRequests(w)).filter((r) => r.file === "model-00001-of-00004.safetensors" && r.origin === "cdn");
+    expect(shardRequests.map((r) => r.range)).toEqual([`bytes=${kept}-`]);
+    const served = shardRequests.reduce((n, r) => n + r.bytesSent, 0);
+    expect(served).toBe(shardSize - kept);
+    expect(readdirSync(blobs).some((n) => n.endsWith(".incomplete"))).toBe(false);
+    expect(sha256(join(blobs, oid))).toBe(oid);
+  });
+
+  it("a transfer cut three times resumes from the bytes it has; a server ignoring Range is started over", async () => {
+    await using box = sandbox(world);
+    await using w = useWorld();
+    await world.setScenario({
+      rules: [
+        { match: "model-00002-of-00004.safetensors", origin: "cdn", cutAfterBytes: 100_000, times: 3 },
+        { match: "model-00002-of-00004.safetensors", origin: "cdn", ignoreRange: true, times: 1 },
+      ],
+    });
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const requests = (await settledRequests(w)).filter((r) => r.file === "model-00002-of-00004.safetensors" && r.origin === "cdn");
+    expect(requests.map((r) => r.range)).toEqual([null, "bytes=100000-", "bytes=200000-", "bytes=300000-"]);
+    const log = readFileSync(join(box.workdir, "logs/weights.log"), "utf8");
+    expect(log).toContain("the server ignored the Range request; starting this file over");
+    expect(log).toContain("transfer cut at");
+  });
+
+  it("a flipped byte is caught by sha256 and fetched again once; twice is an error with nothing saved", async () => {
+    await using box = sandbox(world);
+    await world.setScenario({ rules: [{ match: "model-00003-of-00004.safetensors", origin: "cdn", wrongBytes: true, times: 1 }] });
+    const once = await weights(box);
+    expect(once.exitCode, once.stderr).toBe(0);
+    expect(readFileSync(join(box.workdir, "logs/weights.log"), "utf8")).toMatch(/model-00003-of-00004\.safetensors: sha256 mismatch/);
+
+    await using fresh = sandbox(world);
+    await world.setScenario({ rules: [{ match: "model-00003-of-00004.safetensors", origin: "cdn", wrongBytes: true, times: 2 }] });
+    const twice = await weights(fresh);
+    expect(twice.exitCode).toBe(1);
+    expect(twice.stderr).toMatch(/model-00003-of-00004\.safetensors is corrupt twice over: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64} \(from 127\.0\.0\.1:\d+\)/);
+    // Nothing of it entered the cache, and the revision was not recorded.
+    expect(existsSync(join(modelCache(fresh), "refs/main"))).toBe(false);
+    const snapshots = join(modelCache(fresh), "snapshots");
+    for (const commit of existsSync(snapshots) ? readdirSync(snapshots) : []) {
+      expect(existsSync(join(snapshots, commit, "model-00003-of-00004.safetensors"))).toBe(false);
+    }
+    expect(blobsOf(fresh).filter((n) => n.endsWith(".incomplete"))).toEqual([]);
+  });
+
+  it.each([
+    ["no token", { HF_TOKEN: "" }, 1, "is gated and no Hugging Face token was found (looked in HF_TOKEN, HUGGING_FACE_HUB_TOKEN,"],
+    ["a token without access", { HF_TOKEN: DENIED }, 1, "has no access to meta-llama/Meta-Llama-3-8B-Instruct. Request access at"],
+    ["an invalid token", { HF_TOKEN: "hf_revokedrevokedrevokedrevoked" }, 1, "was rejected (revoked or expired)"],
+    ["a token that is not one", { HF_TOKEN: "ghp_notahuggingfacetoken" }, 2, "is not a token (they start with hf_)"],
+    ["a repository that does not exist", { LLAMA3_TRT_MODEL: "meta-llama/Nope" }, 1, "Repository meta-llama/Nope not found"],
+    ["a revision that does not exist", { LLAMA3_TRT_REVISION: "nope" }, 1, "Revision `nope` not found in meta-llama/Meta-Llama-3-8B-Instruct"],
+  ])("%s: its own message, its exit code, nothing written in the cache", async (_name, env, exitCode, message) => {
+    await using box = sandbox(world);
+    const result = await box.run(["build"], env);
+    expect(result.exitCode).toBe(exitCode);
+    expect(result.stderr).toContain(message);
+    expect(result.stderr + result.stdout).not.toMatch(/ghp_notahuggingfacetoken|hf_revoked|hf_worldDENIED/);
+    expect(existsSync(cacheOf(box))).toBe(false);
+    // Refused before anything else ran: no clone either.
+    expect(existsSync(join(box.workdir, "repos"))).toBe(false);
+  });
+
+  it("the token file that huggingface-cli login writes is read", async () => {
+    await using box = sandbox(world);
+    mkdirSync(join(box.dir, "home/.cache/huggingface"), { recursive: true });
+    execFileSync("sh", ["-c", `printf '%s\\n' "$T" > "$F"`], { env: { T: world.env.HF_TOKEN, F: join(box.dir, "home/.cache/huggingface/token") } });
+    const result = await weights(box, { HF_TOKEN: "" });
+    expect(result.exitCode, result.stderr).toBe(0);
+  });
+
+  it("HF_HUB_OFFLINE: a complete cache needs no request; an incomplete one names what is missing", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    await using w = useWorld();
+    const offline = await box.run(["build", "--only", "weights", "--force"], { HF_HUB_OFFLINE: "1" });
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(await settledRequests(w)).toEqual([]);
+
+    const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
+    rmSync(join(snapshot, "model-00004-of-00004.safetensors"));
+    const incomplete = await box.run(["build", "--only", "weights", "--force"], { HF_HUB_OFFLINE: "1" });
+    expect(incomplete.exitCode).toBe(1);
+    expect(incomplete.stderr).toContain("is incomplete: missing model-00004-of-00004.safetensors");
+    expect(await settledRequests(w)).toEqual([]);
+  });
+
+  it("a hostile path in the listing is refused before anything is written", async () => {
+    await using box = sandbox(world);
+    for (const path of ["../../escape.txt", "folder/../../../etc/passwd", "/etc/passwd", "C:\\evil"]) {
+      await world.setScenario({ extraEntries: [{ path, content: "x" }] });
+      const result = await weights(box);
+      expect(result.exitCode, path).toBe(1);
+      expect(result.stderr).toContain(`Invalid filename ${JSON.stringify(path)}`);
+      expect(existsSync(cacheOf(box))).toBe(false);
+    }
+    await world.setScenario({ extraEntries: [{ path: "x.json", lfs: { oid: "../../x", size: 10 } }] });
+    const badOid = await weights(box);
+    expect(badOid.exitCode).toBe(1);
+    expect(badOid.stderr).toContain("Invalid oid from the Hub for x.json");
+  });
+
+  it("transient errors are retried with backoff: two 503s, then a 429 with Retry-After", async () => {
+    await using box = sandbox(world);
+    await world.setScenario({
+      rules: [
+        { match: "config.json", origin: "hub", status: 503, times: 2 },
+        { match: "tokenizer_config.json", origin: "hub", status: 429, retryAfterSeconds: 2, times: 1 },
+      ],
+    });
+    const started = Date.now();
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    const log = readFileSync(join(box.workdir, "logs/weights.log"), "utf8");
+    expect(log.match(/the Hub answered 503/g)).toHaveLength(2);
+    expect(log).toMatch(/the Hub answered 429 .*retrying in 2 s/);
+  });
+
+  it("a file that fails forever ends the step after a bounded number of tries", async () => {
+    await using box = sandbox(world);
+    await world.setScenario({ rules: [{ match: "generation_config.json", origin: "hub", status: 500 }] });
+    const started = Date.now();
+    const result = await weights(box);
+    expect(result.exitCode).toBe(1);
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(result.stderr).toMatch(/The Hub answered 500 for meta-llama\/Meta-Llama-3-8B-Instruct: .*\(request id /);
+  });
+
+  it("main moving marks weights stale by name, fetches only what changed, and keeps the old snapshot", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    const oldCommit = readFileSync(join(modelCache(box), "refs/main"), "utf8");
+    await world.setScenario({ mainMoved: true });
+    const plan = JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; state: string; reason: string }[] };
+    const step = plan.steps.find((s) => s.id === "weights");
+    expect(step?.state).toBe("stale");
+    expect(step?.reason).toMatch(new RegExp(`^revision main moved ${oldCommit.slice(0, 7)} → [0-9a-f]{7} \\(1 file changed\\)$`));
+    await using w = useWorld();
+    expect((await weights(box)).exitCode).toBe(0);
+    const fetched = (await settledRequests(w)).filter((r) => r.bytesSent > 0 && r.file !== undefined && r.status < 300).map((r) => r.file);
+    expect(fetched).toEqual(["model-00004-of-00004.safetensors"]);
+    const newCommit = readFileSync(join(modelCache(box), "refs/main"), "utf8");
+    expect(newCommit).not.toBe(oldCommit);
+    expect(readdirSync(join(modelCache(box), "snapshots", oldCommit))).toHaveLength(10);
+  });
+
+  it("a truncated blob makes weights stale with its sizes, and build repairs it", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
+    const shard = join(snapshot, "model-00002-of-00004.safetensors");
+    const size = statSync(shard).size;
+    truncateSync(shard, size - 1);
+    const plan = JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; state: string; reason: string }[] };
+    expect(plan.steps.find((s) => s.id === "weights")).toMatchObject({
+      state: "stale",
+      reason: `model-00002-of-00004.safetensors has ${size - 1} bytes, expected ${size}`,
+    });
+    expect((await weights(box)).exitCode).toBe(0);
+    expect(statSync(shard).size).toBe(size);
+  });
+
+  it("two downloads into one cache at once both end with correct blobs", async () => {
+    await using a = sandbox(world);
+    await using b = sandbox(world);
+    const shared = join(a.dir, "shared-cache");
+    const env = { HF_HUB_CACHE: shared };
+    await world.setScenario({ rules: [{ origin: "cdn", bytesPerSecond: 2_000_000 }] });
+    const [ra, rb] = await Promise.all([a.run(["build", "--only", "weights"], env), b.run(["build", "--only", "weights"], env)]);
+    expect(ra.exitCode, ra.stderr).toBe(0);
+    expect(rb.exitCode, rb.stderr).toBe(0);
+    const blobs = join(shared, repoDir, "blobs");
+    for (const name of readdirSync(blobs)) {
+      expect(name.endsWith(".incomplete")).toBe(false);
+      if (name.length === 64) expect(sha256(join(blobs, name))).toBe(name);
+    }
+  });
+
+  it("refuses a download that cannot fit before the first byte", async () => {
+    if (process.getuid?.() !== 0) {
+      console.warn("skipped: mounting a small tmpfs needs root");
+      return;
+    }
+    await using box = sandbox(world);
+    await using w = useWorld();
+    const small = join(box.dir, "small");
+    mkdirSync(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small]);
+    try {
+      const result = await weights(box, { HF_HUB_CACHE: small });
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/Not enough disk space for the model: need [\d.]+ MB in .*small, [\d.]+ MB free/);
+      expect(contentBytes(await settledRequests(w))).toBe(0);
+      expect(existsSync(join(box.workdir, "state.json")) ? JSON.parse(readFileSync(join(box.workdir, "state.json"), "utf8")) : {}).toBeTypeOf("object");
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
+});

@@ -319,6 +319,68 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     }
   });
 
+  it("Ctrl-C during the download exits 130 at once, keeps the partial for the next run, frees the lock", async () => {
+    await using box = sandbox(world);
+    const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
+    await world.setScenario({ rules: [{ match: "model-00001-of-00004.safetensors", origin: "cdn", bytesPerSecond: 100_000 }] });
+    const run = box.start(["build", "--only", "weights"]);
+    const blobs = join(modelCache(box), "blobs");
+    const partialOf = () => (existsSync(blobs) ? readdirSync(blobs).find((n) => n.startsWith(`${oid}.`) && n.endsWith(".incomplete")) : undefined);
+    await until(() => partialOf() !== undefined && statSync(join(blobs, partialOf() as string)).size > 100_000, "a partial file");
+    const interrupted = Date.now();
+    run.child.kill("SIGINT");
+    const result = await run.exited();
+    expect(result.exitCode).toBe(130);
+    expect(Date.now() - interrupted).toBeLessThan(5_000);
+    expect(result.stderr).toContain("interrupted during weights");
+    expect(partialOf()).toBeDefined();
+    expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
+    const state = existsSync(join(box.workdir, "state.json")) ? JSON.parse(readFileSync(join(box.workdir, "state.json"), "utf8")) : { steps: {} };
+    expect(state.steps.weights).toBeUndefined();
+  });
+
+  it("--model-dir uses local weights and names what a folder lacks", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
+    const local = join(box.dir, "local-model");
+    cpSync(snapshot, local, { recursive: true, dereference: true });
+    await using w = useWorld();
+    const used = await box.run(["build", "--only", "weights", "--model-dir", local]);
+    expect(used.exitCode, used.stderr).toBe(0);
+    expect(contentBytes(await settledRequests(w))).toBe(0);
+    rmSync(join(local, "tokenizer.json"));
+    const lacking = await box.run(["build", "--only", "weights", "--model-dir", local]);
+    expect(lacking.exitCode).toBe(1);
+    expect(lacking.stderr).toContain(`--model-dir ${local} lacks tokenizer.json`);
+  });
+
+  it("a disk that fills up during the download: exit 1 saying so, nothing published, state intact", async () => {
+    if (process.getuid?.() !== 0) {
+      console.warn("skipped: mounting a small tmpfs needs root");
+      return;
+    }
+    await using box = sandbox(world);
+    const small = join(box.dir, "small");
+    mkdirSync(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", small]);
+    try {
+      await world.setScenario({ rules: [{ origin: "cdn", bytesPerSecond: 200_000 }] });
+      const run = box.start(["build", "--only", "weights"], { HF_HUB_CACHE: small });
+      const blobs = join(small, repoDir, "blobs");
+      await until(() => existsSync(blobs) && readdirSync(blobs).some((n) => n.endsWith(".incomplete")), "the download to start");
+      // Another program takes the rest of the disk.
+      execFileSync("sh", ["-c", `dd if=/dev/zero of=${join(small, "filler")} bs=1M count=64 2>/dev/null || true`]);
+      const result = await run.exited();
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/disk full while writing model-0000\d-of-00004\.safetensors into .* \(ENOSPC\)/);
+      expect(readdirSync(blobs).filter((n) => n.length === 64)).toEqual([]);
+      expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
+
   it("refuses a download that cannot fit before the first byte", async () => {
     if (process.getuid?.() !== 0) {
       console.warn("skipped: mounting a small tmpfs needs root");

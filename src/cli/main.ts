@@ -39,7 +39,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   });
   try {
     await program.parseAsync(argv);
-    process.exitCode = 0;
+    // A command that reported its own failure in its document (doctor's blockers) set 1 already.
+    process.exitCode ??= 0;
   } catch (error) {
     const commandName = argv.slice(2).find((arg) => program.commands.some((c) => c.name() === arg));
     process.exitCode = report(error, output, commandName);

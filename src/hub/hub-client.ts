@@ -61,6 +61,15 @@ export class HubClient {
     return files;
   }
 
+  /**
+   * Whether this token may download the repo: `auth-check`, which a gated repo answers 401/403
+   * without access, unlike model info, which it serves to anyone (reliability J7).
+   */
+  async checkAccess(repo: string): Promise<void> {
+    const response = await this.request(`${this.hub.endpoint}/api/models/${repo}/auth-check`, { repo });
+    await response.body?.cancel();
+  }
+
   /** `GET /api/whoami-v2`: the user a token belongs to. */
   async whoami(): Promise<{ name: string }> {
     const response = await this.request(`${this.hub.endpoint}/api/whoami-v2`, { repo: "whoami" });

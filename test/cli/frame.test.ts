@@ -119,7 +119,7 @@ describe("configuration through the CLI", () => {
 });
 
 describe("commands that later versions fill in", () => {
-  it.each(["doctor", "serve", "stop", "logs"])(
+  it.each(["serve", "stop", "logs"])(
     "`%s` says plainly that it is not available yet and exits 2",
     async (command) => {
       using dir = tempDir();

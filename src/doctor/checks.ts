@@ -1,0 +1,216 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { FailedError } from "../common/errors.ts";
+import { formatBytes } from "../common/format.ts";
+import { portInUse } from "../common/ports.ts";
+import type { Settings } from "../config/schema.ts";
+import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
+import { labelKeys } from "../docker/labels.ts";
+import { freeBytes, diskMargin } from "../hub/disk.ts";
+import { HubClient } from "../hub/hub-client.ts";
+import { readHubEnv } from "../hub/hub-env.ts";
+import { neededForConversion } from "../hub/cache.ts";
+import { missingBytes } from "../hub/download.ts";
+import { WorkdirPaths } from "../pipeline/workdir.ts";
+import { nvidiaSmiQuery, parseGpuQuery, type Gpu } from "./nvidia-smi.ts";
+
+export type Status = "ok" | "warning" | "blocker" | "skipped";
+
+export interface Check {
+  readonly name: string;
+  readonly status: Status;
+  readonly detail: string;
+  /** What to do about a warning or blocker. */
+  readonly fix?: string;
+}
+
+export interface DoctorContext {
+  readonly settings: Settings;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly docker: DockerClient;
+  readonly signal: AbortSignal;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Every check of `doctor`, in order. Each says ok / warning / blocker and, when not ok, the fix. */
+export async function runChecks(ctx: DoctorContext): Promise<Check[]> {
+  const checks: Check[] = [];
+  const engine = await dockerCheck(ctx, checks);
+  checks.push(await nvidiaRuntimeCheck(ctx, engine));
+  checks.push(await gpuCheck(ctx));
+  checks.push(...(await hubChecks(ctx)));
+  checks.push(...(await portChecks(ctx)));
+  return checks;
+}
+
+async function dockerCheck(ctx: DoctorContext, checks: Check[]): Promise<EngineInfo | undefined> {
+  try {
+    const engine = await ctx.docker.info();
+    checks.push({ name: "Docker engine", status: "ok", detail: `Docker ${engine.serverVersion} at ${engine.host}${engine.rootless ? " (rootless)" : ""}` });
+    return engine;
+  } catch (error) {
+    checks.push({
+      name: "Docker engine",
+      status: "blocker",
+      detail: error instanceof Error ? error.message : String(error),
+      fix: "install Docker and start it (`sudo systemctl start docker`), or set DOCKER_HOST",
+    });
+    return undefined;
+  }
+}
+
+async function nvidiaRuntimeCheck(ctx: DoctorContext, engine: EngineInfo | undefined): Promise<Check> {
+  const name = "NVIDIA container runtime";
+  if (ctx.settings.gpus === "none") return { name, status: "skipped", detail: "--gpus none: no GPU requested" };
+  if (!engine) return { name, status: "skipped", detail: "no Docker engine to ask" };
+  if (engine.runtimes.includes("nvidia")) return { name, status: "ok", detail: "the engine lists the nvidia runtime" };
+  // CDI and the toolkit's hook need no named runtime: only a container asking for a GPU tells.
+  const image = [ctx.settings.buildImage, ctx.settings.tritonImage].find(Boolean);
+  const present = image ? await ctx.docker.inspectImage(image).catch(() => undefined) : undefined;
+  if (!image || !present) {
+    return {
+      name,
+      status: "warning",
+      detail: "the engine lists no nvidia runtime, and no local image to try a GPU container with",
+      fix: "install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`; `build` checks again before any GPU step",
+    };
+  }
+  try {
+    const result = await ctx.docker.runToCompletion(
+      { image, cmd: ["nvidia-smi", "-L"], workingDir: "/", mounts: [], gpus: ctx.settings.gpus },
+      { labels: { [labelKeys.tool]: "1", [labelKeys.role]: "doctor" }, onLine: () => {}, signal: ctx.signal, engine },
+    );
+    return result.exitCode === 0
+      ? { name, status: "ok", detail: "a container got the GPUs" }
+      : { name, status: "blocker", detail: `nvidia-smi failed in a GPU container (exit ${result.exitCode})`, fix: "check the NVIDIA driver on the host" };
+  } catch (error) {
+    return {
+      name,
+      status: "blocker",
+      detail: error instanceof Error ? error.message.split(". Install")[0] ?? error.message : String(error),
+      fix: "install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`, or pass `--gpus none`",
+    };
+  }
+}
+
+/** Rough GPU memory a model needs per GPU: its weights split over tp, plus room for the KV cache. */
+export function gpuMemoryNeededMiB(modelBytes: number, tp: number, quantize: Settings["quantize"]): number {
+  const weights = quantize === "int4" ? modelBytes / 4 : quantize === "int8" ? modelBytes / 2 : modelBytes;
+  return Math.ceil((weights / tp) * 1.2 / (1024 * 1024));
+}
+
+async function gpuCheck(ctx: DoctorContext): Promise<Check> {
+  const name = "GPUs";
+  const { gpus, tp, dtype } = ctx.settings;
+  if (gpus === "none") return { name, status: "skipped", detail: "--gpus none" };
+  let list: Gpu[];
+  try {
+    const { stdout } = await execFileAsync("nvidia-smi", nvidiaSmiQuery, { timeout: 15_000 });
+    list = parseGpuQuery(stdout);
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    return {
+      name,
+      status: "blocker",
+      detail: missing ? "nvidia-smi not found: no NVIDIA driver on this host" : `nvidia-smi failed: ${(error as Error).message.split("\n")[0]}`,
+      fix: "install the NVIDIA driver, or pass `--gpus none` to build on a host without GPUs (the engine step needs one)",
+    };
+  }
+  const chosen = Array.isArray(gpus) ? list.filter((g) => gpus.includes(String(g.index)) || gpus.includes(g.uuid)) : list;
+  const summary = chosen.map((g) => `${g.index}: ${g.name}, ${(g.memoryTotalMiB / 1024).toFixed(0)} GiB, compute ${g.computeCapability}`).join("; ");
+  if (chosen.length < tp) {
+    return { name, status: "blocker", detail: `${chosen.length} GPU(s) for --tp ${tp} (${summary || "none"})`, fix: `lower --tp or choose ${tp} GPUs with --gpus` };
+  }
+  if (dtype === "bfloat16" && chosen.some((g) => g.computeCapability < 8)) {
+    return { name, status: "blocker", detail: `bfloat16 needs compute capability 8.0 (Ampere) or newer: ${summary}`, fix: "pass `--dtype float16`" };
+  }
+  return { name, status: "ok", detail: summary };
+}
+
+async function hubChecks(ctx: DoctorContext): Promise<Check[]> {
+  const { model, revision, modelDir } = ctx.settings;
+  if (modelDir !== null) return [{ name: "Hugging Face", status: "skipped", detail: `--model-dir ${modelDir}: no download` }];
+  let hub;
+  try {
+    hub = readHubEnv(ctx.env);
+  } catch (error) {
+    return [{ name: "Hugging Face token", status: "blocker", detail: (error as Error).message }];
+  }
+  if (hub.offline) {
+    return [{ name: "Hugging Face token", status: "skipped", detail: "HF_HUB_OFFLINE is set: the token is not checked, the model must be in the cache" }];
+  }
+  const client = new HubClient(hub, ctx.signal);
+  const checks: Check[] = [];
+  if (!hub.token) {
+    checks.push({
+      name: "Hugging Face token",
+      status: "blocker",
+      detail: `no token (looked in ${hub.tokenLookup.join(", ")})`,
+      fix: `request access at ${hub.endpoint}/${model}, then \`huggingface-cli login\` or \`export HF_TOKEN=hf_…\``,
+    });
+    return checks;
+  }
+  try {
+    const me = await client.whoami();
+    checks.push({ name: "Hugging Face token", status: "ok", detail: `valid, user ${me.name} (from ${hub.tokenSource})` });
+  } catch (error) {
+    checks.push({ name: "Hugging Face token", status: "blocker", detail: (error as Error).message });
+    return checks;
+  }
+  try {
+    await client.checkAccess(model);
+    const commit = await client.resolveCommit(model, revision);
+    const files = (await client.listFiles(model, commit)).filter((f) => neededForConversion(f.path));
+    const total = files.reduce((n, f) => n + f.size, 0);
+    checks.push({ name: "Model access", status: "ok", detail: `${model}@${revision}: ${files.length} files, ${formatBytes(total)}` });
+    checks.push(await diskCheck(ctx, hub.cacheDir, await missingBytes({ repo: model, files, cacheDir: hub.cacheDir }), total));
+  } catch (error) {
+    checks.push({ name: "Model access", status: "blocker", detail: error instanceof FailedError ? error.message : String(error) });
+  }
+  return checks;
+}
+
+async function diskCheck(ctx: DoctorContext, cacheDir: string, toDownload: number, modelBytes: number): Promise<Check> {
+  const name = "Disk";
+  const cacheFree = await freeBytes(cacheDir);
+  if (cacheFree < toDownload + diskMargin(toDownload)) {
+    return {
+      name,
+      status: "blocker",
+      detail: `need ${formatBytes(toDownload + diskMargin(toDownload))} in ${cacheDir} for the download, ${formatBytes(cacheFree)} free`,
+      fix: "free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk",
+    };
+  }
+  // The checkpoint and the engine are each about the size of the weights (less when quantized).
+  const workdir = new WorkdirPaths(ctx.settings.workdir).root;
+  const workdirFree = await freeBytes(workdir);
+  const built = 2 * modelBytes;
+  if (workdirFree < built) {
+    return {
+      name,
+      status: "warning",
+      detail: `the checkpoint and engine take about ${formatBytes(built)} in ${workdir}, ${formatBytes(workdirFree)} free`,
+      fix: "free some space or choose another --workdir",
+    };
+  }
+  return { name, status: "ok", detail: `${formatBytes(toDownload)} to download (${formatBytes(cacheFree)} free), about ${formatBytes(built)} to build (${formatBytes(workdirFree)} free)` };
+}
+
+async function portChecks(ctx: DoctorContext): Promise<Check[]> {
+  const { host, port, grpcPort, metricsPort } = ctx.settings;
+  const busy: string[] = [];
+  for (const p of [port, grpcPort, metricsPort]) {
+    if (await portInUse(host, p).catch(() => true)) busy.push(String(p));
+  }
+  const exposed = host === "0.0.0.0" ? " (0.0.0.0: reachable from the network; Docker's published ports bypass host firewalls such as ufw)" : "";
+  if (busy.length === 0) return [{ name: "Ports", status: host === "0.0.0.0" ? "warning" : "ok", detail: `${host}:${port}, ${grpcPort}, ${metricsPort} free${exposed}` }];
+  return [
+    {
+      name: "Ports",
+      status: "blocker",
+      detail: `in use on ${host}: ${busy.join(", ")}`,
+      fix: "stop what uses them (`llama3-trt stop` if it is this tool's server), or choose others with --port, --grpc-port, --metrics-port",
+    },
+  ];
+}

@@ -48,6 +48,11 @@ export class Output {
     if (!this.json) this.#stdout.write(`${redact(text)}\n`);
   }
 
+  /** Part of a result as it arrives (a streamed answer); nothing with --json. */
+  partial(text: string): void {
+    if (!this.json) this.#stdout.write(redact(text));
+  }
+
   /** Progress and information: stdout for people, stderr under --json so stdout stays one document. */
   info(text: string): void {
     if (this.quiet) return;

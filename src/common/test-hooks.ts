@@ -1,14 +1,20 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 
 /**
  * Test-only pause points. With LLAMA3_TRT_TEST_PAUSE_AT=<name>, the CLI writes the file named by
  * LLAMA3_TRT_TEST_PAUSE_MARKER on reaching that point and then waits forever, so that a test can
  * `kill -9` it at exactly that instant (a step boundary, a state write half done) and check
- * what the next run makes of it (reliability cases 21 and 24). Without the variable: nothing.
+ * what the next run makes of it (reliability cases 21 and 24). With LLAMA3_TRT_TEST_RESUME_ON_REMOVE=1
+ * it goes on once the test removes the marker: a race made to order (case 31's port taken
+ * between the check and the start). Without the variable: nothing.
  */
 export async function pausePoint(name: string): Promise<void> {
   if (process.env.LLAMA3_TRT_TEST_PAUSE_AT !== name) return;
   const marker = process.env.LLAMA3_TRT_TEST_PAUSE_MARKER;
   if (marker) writeFileSync(marker, name);
+  if (marker && process.env.LLAMA3_TRT_TEST_RESUME_ON_REMOVE === "1") {
+    while (existsSync(marker)) await new Promise((resolve) => setTimeout(resolve, 50));
+    return;
+  }
   await new Promise(() => {});
 }

@@ -112,6 +112,12 @@ function parseHost(raw: unknown): Parsed<string> {
   return ok(raw);
 }
 
+function boolean(raw: unknown): Parsed<boolean> {
+  if (raw === true || raw === "true") return ok(true);
+  if (raw === false || raw === "false") return ok(false);
+  return fail("true or false");
+}
+
 function nullablePath(raw: unknown): Parsed<string | null> {
   if (raw === null || raw === "") return ok(null);
   return typeof raw === "string" && !raw.includes("\0") ? ok(raw) : fail("a folder path");
@@ -215,6 +221,14 @@ export const settingsSchema = {
     valueHint: "all|none|<ids>",
     flag: true,
     parse: parseGpus,
+  }),
+  streaming: spec({
+    group: "build",
+    description: "deploy the model decoupled, so `ask --stream` can print tokens as they arrive",
+    default: true,
+    valueHint: "true|false",
+    flag: true,
+    parse: boolean,
   }),
   trtllmRepoUrl: spec({
     group: "sources",

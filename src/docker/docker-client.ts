@@ -1,3 +1,4 @@
+import { FailedError } from "../common/errors.ts";
 import type { ContainerSpec } from "./container-spec.ts";
 
 /** What the tool needs of a Docker engine, by role. Only dockerode-client.ts knows dockerode. */
@@ -14,6 +15,63 @@ export interface DockerClient {
   listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]>;
   /** Stop (grace period unless `kill`) and remove; a container already gone is fine. */
   removeContainer(id: string, options?: { kill?: boolean }): Promise<void>;
+  /**
+   * Create and start a container that keeps running (the server). A start that fails removes
+   * the container, which the engine would otherwise leave in Created (reliability D2/D3).
+   */
+  startContainer(spec: ContainerSpec, options: StartOptions): Promise<string>;
+  /** undefined when the container is gone. */
+  inspectContainer(id: string): Promise<ContainerDetails | undefined>;
+  /** Resolves with the exit code once the container stops; undefined when it is gone. */
+  waitContainer(id: string, signal: AbortSignal): Promise<number | undefined>;
+  /** Its output line by line: all of it or the last `tail` lines; with `follow`, until it stops or `signal` aborts. */
+  containerLogs(id: string, options: LogOptions): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly engine: EngineInfo;
+  readonly name?: string;
+}
+
+export interface LogOptions {
+  readonly follow: boolean;
+  readonly tail?: number;
+  readonly signal?: AbortSignal;
+  readonly onLine: (line: string) => void;
+}
+
+export interface PublishedPort {
+  readonly container: number;
+  readonly hostIp: string;
+  readonly host: number;
+}
+
+export interface ContainerDetails {
+  readonly id: string;
+  readonly name: string;
+  readonly running: boolean;
+  /** created, running, exited… */
+  readonly status: string;
+  readonly exitCode: number | null;
+  readonly oomKilled: boolean;
+  readonly startedAt: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly mounts: readonly { readonly source: string; readonly destination: string; readonly readOnly: boolean }[];
+  readonly ports: readonly PublishedPort[];
+  readonly networkMode: string;
+}
+
+/** The engine could not publish a port: something else holds it (reliability D3). */
+export class PortInUseError extends FailedError {
+  override readonly kind = "port-in-use";
+  readonly hostIp: string | undefined;
+  readonly port: number | undefined;
+  constructor(message: string, where: { hostIp?: string | undefined; port?: number | undefined }, options?: ErrorOptions) {
+    super(message, options);
+    this.hostIp = where.hostIp;
+    this.port = where.port;
+  }
 }
 
 export interface EngineInfo {
@@ -64,4 +122,5 @@ export interface ContainerSummary {
   readonly state: string;
   readonly image: string;
   readonly labels: Readonly<Record<string, string>>;
+  readonly ports: readonly PublishedPort[];
 }

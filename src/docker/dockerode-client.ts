@@ -3,15 +3,20 @@ import { PassThrough, type Readable } from "node:stream";
 import Docker from "dockerode";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { createBody, stopTimeoutSeconds, type ContainerSpec } from "./container-spec.ts";
-import type {
-  BuildOptions,
-  ContainerSummary,
-  DockerClient,
-  EngineInfo,
-  ImageInfo,
-  PullProgress,
-  RunOptions,
-  RunResult,
+import {
+  PortInUseError,
+  type BuildOptions,
+  type ContainerDetails,
+  type ContainerSummary,
+  type DockerClient,
+  type EngineInfo,
+  type ImageInfo,
+  type LogOptions,
+  type PublishedPort,
+  type PullProgress,
+  type RunOptions,
+  type RunResult,
+  type StartOptions,
 } from "./docker-client.ts";
 
 /** The one file that imports dockerode. */
@@ -151,7 +156,101 @@ export class DockerodeClient implements DockerClient {
       state: c.State,
       image: c.Image,
       labels: c.Labels,
+      ports: (c.Ports ?? [])
+        .filter((p) => p.PublicPort !== undefined)
+        .map((p) => ({ container: p.PrivatePort, hostIp: p.IP ?? "", host: p.PublicPort })),
     }));
+  }
+
+  async startContainer(spec: ContainerSpec, options: StartOptions): Promise<string> {
+    try {
+      return await this.#start(spec, options);
+    } catch (error) {
+      if (!(error instanceof MemlockRefused)) throw error;
+      this.#raiseMemlock = false;
+      return this.#start(spec, options);
+    }
+  }
+
+  async #start(spec: ContainerSpec, options: StartOptions): Promise<string> {
+    const raiseMemlock = this.#raiseMemlock && !options.engine.rootless;
+    const body = createBody(spec, options.labels, { raiseMemlock });
+    const container = await this.#call(() =>
+      this.#docker.createContainer({ ...(options.name ? { name: options.name } : {}), ...body } as Docker.ContainerCreateOptions),
+    );
+    try {
+      await container.start();
+      return container.id;
+    } catch (error) {
+      // A failed start leaves the container in Created (reliability D2/D3).
+      await this.removeContainer(container.id, { kill: true }).catch(() => {});
+      if (raiseMemlock && /error setting rlimit type 8/.test(messageOf(error))) throw new MemlockRefused();
+      throw startError(error, spec);
+    }
+  }
+
+  async inspectContainer(id: string): Promise<ContainerDetails | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.#call(() => this.#docker.getContainer(id).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+    const ports: PublishedPort[] = [];
+    for (const [key, bindings] of Object.entries(info.HostConfig?.PortBindings ?? {}) as [string, { HostIp?: string; HostPort?: string }[] | null][]) {
+      for (const b of bindings ?? []) ports.push({ container: Number.parseInt(key, 10), hostIp: b.HostIp ?? "", host: Number(b.HostPort) });
+    }
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ""),
+      running: Boolean(info.State?.Running),
+      status: info.State?.Status ?? "unknown",
+      exitCode: info.State?.Running ? null : (info.State?.ExitCode ?? null),
+      oomKilled: Boolean(info.State?.OOMKilled),
+      startedAt: info.State?.StartedAt ?? "",
+      labels: info.Config?.Labels ?? {},
+      mounts: (info.Mounts ?? []).map((m) => ({ source: m.Source, destination: m.Destination, readOnly: !m.RW })),
+      ports,
+      networkMode: info.HostConfig?.NetworkMode ?? "",
+    };
+  }
+
+  async waitContainer(id: string, signal: AbortSignal): Promise<number | undefined> {
+    try {
+      const result = (await this.#docker.getContainer(id).wait({ abortSignal: signal })) as { StatusCode: number };
+      return result.StatusCode;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      if (signal.aborted) throw new InterruptedError("interrupted");
+      throw this.#wrap(error);
+    }
+  }
+
+  async containerLogs(id: string, options: LogOptions): Promise<void> {
+    const container = this.#docker.getContainer(id);
+    const lines = lineSplitter(options.onLine);
+    const base = { stdout: true, stderr: true, ...(options.tail === undefined ? {} : { tail: options.tail }) };
+    if (!options.follow) {
+      const buffer = (await this.#call(() => container.logs({ ...base, follow: false }))) as unknown as Buffer;
+      lines.end(demux(buffer));
+      await new Promise((resolve) => lines.once("end", resolve).resume());
+      return;
+    }
+    const stream = (await this.#call(() => container.logs({ ...base, follow: true }))) as unknown as Readable;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        options.signal?.removeEventListener("abort", onAbort);
+        lines.end();
+        resolve();
+      };
+      const onAbort = () => stream.destroy();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      stream.once("end", done);
+      stream.once("close", done);
+      stream.once("error", done);
+      this.#docker.modem.demuxStream(stream, lines, lines);
+    });
   }
 
   async removeContainer(id: string, options: { kill?: boolean } = {}): Promise<void> {
@@ -274,11 +373,28 @@ function startError(error: unknown, spec: ContainerSpec): Error {
   }
   if (/address already in use|port is already allocated/.test(message)) {
     const ports = (spec.ports ?? []).map((p) => `${p.hostIp}:${p.host}`).join(", ");
-    return new FailedError(`A port is already in use (${ports}): ${message}. Stop what uses it or choose other ports.`, {
-      cause: error,
-    });
+    // "listen tcp4 127.0.0.1:8000: bind: …" (a host process) or "Bind for 127.0.0.1:8000 failed" (a container).
+    const where = /(\d{1,3}(?:\.\d{1,3}){3}):(\d+)/.exec(message);
+    return new PortInUseError(
+      `A port is already in use (${ports}): ${engineMessage(error)}. Stop what uses it or choose other ports.`,
+      { hostIp: where?.[1], port: where ? Number(where[2]) : undefined },
+      { cause: error },
+    );
   }
   return new FailedError(`The container did not start: ${engineMessage(error)}`, { cause: error });
+}
+
+/** Docker's multiplexed log format without a TTY: 8-byte frame headers (stream, 0, 0, 0, size). */
+function demux(buffer: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const size = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  // Not multiplexed after all (a TTY container): the bytes are the log.
+  return offset === buffer.length ? Buffer.concat(parts) : buffer;
 }
 
 /** A writable that hands complete lines to `onLine` (the last partial line on end). */

@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import type { Mount } from "../docker/container-spec.ts";
 
 /**
@@ -13,6 +14,20 @@ export const inContainer = {
   /** The one writable mount of a step: its staging folder. */
   output: "/llama3-trt/output",
 } as const;
+
+/** The tokenizer (the Hugging Face model folder) inside a container that mounts the weights. */
+export function tokenizerDirIn(modelPath: string): string {
+  return posix.join(inContainer.weights, modelPath);
+}
+
+/**
+ * What the Triton container mounts, all read-only: the model repository, and beside it the
+ * engine and the weights, where the filled config.pbtxt files point (engine_dir, tokenizer_dir).
+ * The engine is mounted, never copied into the repository.
+ */
+export function servingMounts(host: { modelRepo: string; engine: string; weights: string }): Mount[] {
+  return [mount(host.modelRepo, inContainer.modelRepo), mount(host.engine, inContainer.engine), mount(host.weights, inContainer.weights)];
+}
 
 export function mount(host: string, container: string, readOnly = true): Mount {
   return { host, container, readOnly };

@@ -1,3 +1,4 @@
+import type { Gpus } from "../config/schema.ts";
 import { safeSubstitute } from "./template.ts";
 
 /** The five models of v0.8.0's `all_models/inflight_batcher_llm`. */
@@ -105,18 +106,22 @@ export function fillConfig(model: TritonModel, template: string, values: FillVal
 }
 
 export interface DeploymentValues {
+  /** Triton's max_batch_size for every model: at most the engine's (checked by `deploymentProblems`). */
   readonly maxBatchSize: number;
+  /** tensorrt_llm and tensorrt_llm_bls decoupled: needed by generate_stream (`ask --stream`). */
   readonly decoupled: boolean;
-  /** Paths inside the Triton container. */
+  /** Paths inside the Triton container (the mount table in pipeline/container-paths.ts). */
   readonly tokenizerDir: string;
   readonly engineDir: string;
 }
 
 /**
- * The values for the five configs. Left unfilled on purpose (the backend's defaults are right):
- * max_tokens_in_paged_kv_cache, so the KV cache takes its share of free GPU memory instead of
- * the seed's 2,560-token cap; max_attention_window_size; gpu_device_ids; enable_chunked_context;
- * normalize_log_probs.
+ * The values for the five configs. Left unfilled on purpose, so the backend uses its defaults:
+ * max_tokens_in_paged_kv_cache, so the KV cache is sized from kv_cache_free_gpu_mem_fraction of
+ * the GPU memory left after loading the engine instead of the seed's 2,560-token cap (128 KiB per
+ * token for Llama 3 8B: 2,560 tokens is 320 MiB of an 80 GB GPU); max_attention_window_size (the
+ * whole sequence); gpu_device_ids (the GPUs the container was given); enable_chunked_context
+ * (needs an engine with paged context FMHA); normalize_log_probs.
  */
 export function deploymentValues(d: DeploymentValues): FillValues {
   return {
@@ -128,6 +133,7 @@ export function deploymentValues(d: DeploymentValues): FillValues {
     bls_instance_count: "1",
     tokenizer_dir: d.tokenizerDir,
     tokenizer_type: "auto",
+    // Streamed responses carry only the new text; `ask --stream` prints them as they come.
     accumulate_tokens: "false",
     batching_strategy: "inflight_fused_batching",
     engine_dir: d.engineDir,
@@ -138,4 +144,71 @@ export function deploymentValues(d: DeploymentValues): FillValues {
     exclude_input_in_output: "true",
     enable_kv_cache_reuse: "false",
   };
+}
+
+/** What a filled tensorrt_llm config.pbtxt says, read back from its text. */
+export interface FilledTensorrtLlm {
+  readonly maxBatchSize: number | undefined;
+  readonly decoupled: boolean | undefined;
+  readonly engineDir: string | undefined;
+  readonly maxBeamWidth: string | undefined;
+}
+
+/** Reads the fields `deploymentProblems` checks from a filled tensorrt_llm/config.pbtxt. */
+export function readTensorrtLlmConfig(text: string): FilledTensorrtLlm {
+  const batch = /^max_batch_size:\s*(\d+)\s*$/m.exec(text)?.[1];
+  const decoupled = /decoupled:\s*(true|false|True|False)\b/.exec(text)?.[1];
+  return {
+    maxBatchSize: batch === undefined ? undefined : Number(batch),
+    decoupled: decoupled === undefined ? undefined : decoupled.toLowerCase() === "true",
+    engineDir: parameter(text, "gpt_model_path"),
+    maxBeamWidth: parameter(text, "max_beam_width"),
+  };
+}
+
+/** The string_value of `parameters { key: "<key>" … }` in a config.pbtxt. */
+export function parameter(text: string, key: string): string | undefined {
+  const pattern = new RegExp(`parameters\\s*:?\\s*\\{\\s*key:\\s*"${key}"\\s*value:\\s*\\{\\s*string_value:\\s*"([^"]*)"`);
+  return pattern.exec(text)?.[1];
+}
+
+/** The engine as its own config.json describes it (read by the engine step). */
+export interface EngineLimits {
+  readonly tp: number;
+  readonly maxBatchSize: number;
+}
+
+/**
+ * Everything that would make Triton refuse this deployment or serve it wrongly, found before a
+ * container starts: one line per problem, each saying what to do.
+ */
+export function deploymentProblems(d: {
+  readonly engine: EngineLimits;
+  readonly tensorrtLlm: FilledTensorrtLlm;
+  readonly engineDir: string;
+  readonly streaming: boolean;
+  readonly gpus: Gpus;
+}): string[] {
+  const problems: string[] = [];
+  const rebuild = "run `llama3-trt build --force model-repo`";
+  const { engine, tensorrtLlm: t } = d;
+  if (t.maxBatchSize === undefined) problems.push(`tensorrt_llm/config.pbtxt has no max_batch_size: ${rebuild}`);
+  else if (t.maxBatchSize > engine.maxBatchSize) {
+    problems.push(
+      `Triton would accept batches of ${t.maxBatchSize} but the engine was built for ${engine.maxBatchSize}: rebuild the engine with \`--max-batch-size ${t.maxBatchSize}\`, or build with \`--max-batch-size ${engine.maxBatchSize}\``,
+    );
+  }
+  if (t.engineDir !== d.engineDir) {
+    problems.push(`tensorrt_llm/config.pbtxt points at engine ${JSON.stringify(t.engineDir)}, but the engine is mounted at ${d.engineDir}: ${rebuild}`);
+  }
+  if (t.decoupled === undefined) problems.push(`tensorrt_llm/config.pbtxt has no decoupled setting: ${rebuild}`);
+  else if (t.decoupled !== d.streaming) {
+    problems.push(
+      `the model repository was assembled with streaming ${t.decoupled ? "on" : "off"} but the settings ask for ${d.streaming ? "on" : "off"}: run \`llama3-trt build\``,
+    );
+  }
+  if (Array.isArray(d.gpus) && d.gpus.length < engine.tp) {
+    problems.push(`the engine is split over ${engine.tp} GPUs (tp ${engine.tp}) but --gpus gives ${d.gpus.length}: pass ${engine.tp} GPUs with \`--gpus\``);
+  }
+  return problems;
 }

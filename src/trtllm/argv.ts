@@ -103,3 +103,65 @@ export function trtllmBuildArgv(o: BuildOptions): string[] {
     String(o.tp),
   ];
 }
+
+export interface RunPyOptions {
+  readonly engineDir: string;
+  readonly tokenizerDir: string;
+  /** The prompt as the model sees it (with the chat template, when there is one). */
+  readonly inputText: string;
+  readonly maxOutputLen: number;
+  /** The engine's max_input_len: run.py's own default (923) would cut longer prompts from the left. */
+  readonly maxInputLength: number;
+  /** False when the text already starts with <|begin_of_text|> (the chat template writes it). */
+  readonly addSpecialTokens: boolean;
+  readonly temperature?: number | undefined;
+  readonly topK?: number | undefined;
+  readonly topP?: number | undefined;
+  /** Ranks: run.py runs under mpirun with one process per GPU of the engine. */
+  readonly tp: number;
+}
+
+/**
+ * `examples/run.py` of v0.8.0 on an engine: the walkthrough's local check. v0.8.0's run.py has
+ * no --end_id (generation ends at the tokenizer's eos token; the answer is cut at <|eot_id|> when
+ * printed) and no --stop_words. The prompt goes as `--input_text=<text>`: one argv element that
+ * argparse cannot take for an option, even when it starts with "-".
+ */
+export function runPyArgv(o: RunPyOptions): string[] {
+  const script = [
+    "python3",
+    "run.py",
+    "--engine_dir",
+    o.engineDir,
+    "--tokenizer_dir",
+    o.tokenizerDir,
+    "--max_output_len",
+    String(o.maxOutputLen),
+    "--max_input_length",
+    String(o.maxInputLength),
+    `--input_text=${o.inputText}`,
+    ...(o.addSpecialTokens ? [] : ["--no_add_special_tokens"]),
+    ...(o.temperature === undefined ? [] : ["--temperature", String(o.temperature)]),
+    ...(o.topK === undefined ? [] : ["--top_k", String(o.topK)]),
+    ...(o.topP === undefined ? [] : ["--top_p", String(o.topP)]),
+  ];
+  return o.tp > 1 ? ["mpirun", "--allow-run-as-root", "-n", String(o.tp), ...script] : script;
+}
+
+/**
+ * The answer in run.py's output: `Output [Text 0 Beam 0]: "<text>"`, where the text may span
+ * lines and hold quotes. undefined when run.py printed none.
+ */
+export function runPyAnswer(output: string): string | undefined {
+  const marker = 'Output [Text 0 Beam 0]: "';
+  const start = output.lastIndexOf(marker);
+  if (start < 0) return undefined;
+  const lines = output.slice(start + marker.length).split("\n");
+  const next = lines.findIndex((line, i) => i > 0 && /^(Input|Output) \[Text \d+/.test(line));
+  const own = next < 0 ? lines : lines.slice(0, next);
+  let last = own.length - 1;
+  while (last >= 0 && !(own[last] as string).trimEnd().endsWith('"')) last--;
+  if (last < 0) return undefined;
+  const text = own.slice(0, last + 1).join("\n").trimEnd();
+  return text.slice(0, -1);
+}

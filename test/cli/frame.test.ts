@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderSettingsTable } from "../../src/config/init-template.ts";
@@ -118,17 +119,54 @@ describe("configuration through the CLI", () => {
   });
 });
 
-describe("commands that later versions fill in", () => {
-  it.each(["serve", "stop", "logs"])(
-    "`%s` says plainly that it is not available yet and exits 2",
-    async (command) => {
-      using dir = tempDir();
-      const { exitCode, stderr } = await cli([command], { cwd: dir.path });
-      expect(exitCode).toBe(2);
-      expect(stderr).toContain(`\`llama3-trt ${command}\` is not available yet in this version`);
-      expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
-    },
-  );
+/** A loopback port nothing listens on (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen({ host: "127.0.0.1", port: 0 }, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe("serve and ask without a server or a build", () => {
+  it("`serve` in an empty workdir says nothing is built and creates nothing", async () => {
+    using dir = tempDir();
+    const { exitCode, stderr } = await cli(["serve"], { cwd: dir.path });
+    expect(exitCode).toBe(1);
+    expect(stderr).toContain(`Nothing to serve yet in ${join(dir.path, "llama3-trt")}: weights, engine, model-repo not built. Run \`llama3-trt build\` first.`);
+    expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
+  });
+
+  it("`ask` with no server answering says so, with the URL and what to do (exit 1)", async () => {
+    using dir = tempDir();
+    const port = await freePort();
+    const { exitCode, stderr } = await cli(["ask", "hello", "--url", `http://127.0.0.1:${port}`], { cwd: dir.path });
+    expect(exitCode).toBe(1);
+    expect(stderr).toContain(`No server answers at http://127.0.0.1:${port} (connection refused). Start it with \`llama3-trt serve\``);
+  });
+
+  it("`ask --json` reports the failure as data", async () => {
+    using dir = tempDir();
+    const { exitCode, stdout } = await cli(["ask", "hello", "--url", `http://127.0.0.1:${await freePort()}`, "--json"], { cwd: dir.path });
+    expect(exitCode).toBe(1);
+    expect(JSON.parse(stdout)).toMatchObject({ error: { kind: "server-unreachable", exitCode: 1 } });
+  });
+
+  it.each([
+    [["ask", "hi", "--raw", "--system", "be brief"], "--system needs the chat template, which --raw turns off"],
+    [["ask", "hi", "--system", "be brief", "--model", "meta-llama/Meta-Llama-3-8B"], "not an Instruct model"],
+    [["ask", "hi", "--local", "--stream"], "--local prints the answer when run.py ends: drop `--stream`"],
+    [["ask", "hi", "--url", "ftp://x"], "--url must be an http:// or https:// URL"],
+    [["ask", " "], "The prompt is empty"],
+    [["ask", "hi", "--max-tokens", "0"], 'expected a positive integer, got "0"'],
+    [["serve", "--streaming", "maybe"], "--streaming: expected true or false"],
+  ])("%j is a usage error (exit 2)", async (args, message) => {
+    using dir = tempDir();
+    const { exitCode, stderr } = await cli(args, { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain(message);
+  });
 });
 
 describe("init", () => {

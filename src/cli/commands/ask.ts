@@ -1,5 +1,78 @@
-import { type CommandEnv, notYet } from "./command.ts";
+import { askLocal } from "../../ask/local.ts";
+import { UsageError } from "../../common/errors.ts";
+import { Session } from "../../pipeline/session.ts";
+import { settingsUrls } from "../../server/server.ts";
+import { isInstructModel } from "../../triton/chat-template.ts";
+import { notStreaming, TritonClient } from "../../triton/client.ts";
+import { generateBody, type AskRequest } from "../../triton/generate-request.ts";
+import { handleInterrupts } from "../interrupts.ts";
+import { version } from "../version.ts";
+import { type CommandEnv, settingsFor } from "./command.ts";
 
+interface AskOptions {
+  local?: boolean;
+  raw?: boolean;
+  system?: string;
+  stream?: boolean;
+  maxTokens: number | string;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  url?: string;
+}
+
+/** One prompt, one answer: from the served model, or with `--local` from run.py on the engine. */
 export async function run(env: CommandEnv): Promise<void> {
-  notYet(env, "serving (issue #5)");
+  const { settings } = settingsFor(env);
+  const o = env.options as unknown as AskOptions;
+  const out = env.output;
+  const request: AskRequest = {
+    prompt: env.args[0] ?? "",
+    model: settings.model,
+    system: o.system,
+    raw: o.raw === true,
+    maxTokens: Number(o.maxTokens),
+    temperature: o.temperature,
+    topP: o.topP,
+    topK: o.topK,
+    stream: o.stream === true,
+  };
+  if (request.prompt.trim() === "") throw new UsageError("The prompt is empty: `llama3-trt ask \"your question\"`.");
+  if (o.system !== undefined && (request.raw || !isInstructModel(settings.model))) {
+    throw new UsageError(`--system needs the chat template, which ${request.raw ? "--raw turns off" : `${settings.model} does not use (not an Instruct model)`}.`);
+  }
+  using interrupts = handleInterrupts(out, async () => {});
+
+  if (o.local) {
+    if (o.url !== undefined) throw new UsageError("--local runs without a server: drop `--url`.");
+    if (request.stream) throw new UsageError("--local prints the answer when run.py ends: drop `--stream`.");
+    const session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
+    out.info("running examples/run.py on the engine (no server)…");
+    const { answer, spec } = await askLocal(session, request, interrupts.signal);
+    if (out.json) out.document({ local: true, model: settings.model, cmd: spec.cmd, answer });
+    else out.result(answer);
+    return;
+  }
+
+  const url = o.url ?? settingsUrls(settings).http;
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got ${JSON.stringify(url)}.`);
+  const client = new TritonClient(url);
+  const body = generateBody(request);
+  let text: string;
+  if (request.stream) {
+    // Ask the server first: a model that cannot stream would otherwise fail mid-request.
+    if ((await client.decoupled("tensorrt_llm").catch(() => undefined)) === false) throw notStreaming();
+    let started = false;
+    const answer = await client.generateStream(body, interrupts.signal, (piece) => {
+      const shown = started ? piece : piece.trimStart();
+      if (shown !== "") started = true;
+      out.partial(shown);
+    });
+    if (!out.json) out.partial("\n");
+    text = answer.text;
+  } else {
+    text = (await client.generate(body, interrupts.signal)).text;
+  }
+  if (out.json) out.document({ url: client.baseUrl, model: settings.model, request: body, answer: text.trim() });
+  else if (!request.stream) out.result(text.trim());
 }

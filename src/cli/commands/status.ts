@@ -1,6 +1,9 @@
 import { labelKeys } from "../../docker/labels.ts";
 import { isAlive, readOwner } from "../../pipeline/lock.ts";
 import { Session } from "../../pipeline/session.ts";
+import type { ContainerSummary } from "../../docker/docker-client.ts";
+import { containerUrls } from "../../server/server.ts";
+import { httpReadyProbe } from "../../triton/wait.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
@@ -11,7 +14,7 @@ export async function run(env: CommandEnv): Promise<void> {
   const lock = await readOwner(session.paths.lockDir);
   const steps = await (await session.pipeline()).evaluate();
   const containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
-  const server = containers.find((c) => c.labels[labelKeys.role] === "server");
+  const server = await describeServer(containers.find((c) => c.labels[labelKeys.role] === "server"));
   // A step container is an orphan unless the run that started it still holds the workdir.
   const liveRun = lock && isAlive(lock.pid) ? lock.runId : undefined;
   const orphans = containers
@@ -23,7 +26,7 @@ export async function run(env: CommandEnv): Promise<void> {
       workdir: session.paths.root,
       lock: lock ? { ...lock, alive: isAlive(lock.pid) } : null,
       steps: steps.map((s) => ({ id: s.id, state: s.state, reason: s.reason })),
-      server: server ? { container: server.name, state: server.state } : null,
+      server,
       orphans,
     });
     return;
@@ -32,7 +35,26 @@ export async function run(env: CommandEnv): Promise<void> {
   if (lock) lines.push(`  locked by pid ${lock.pid} on ${lock.host} (${lock.command} since ${lock.startedAt})${isAlive(lock.pid) ? "" : ", which is gone: the next build takes over"}`);
   const width = Math.max(...steps.map((s) => s.id.length));
   for (const s of steps) lines.push(`  ${s.id.padEnd(width)}  ${s.state}${s.state === "done" ? "" : `  ${s.reason}`}`);
-  lines.push(server ? `Server: ${server.name} (${server.state})` : "Server: not running");
+  if (!server) lines.push("Server: not running");
+  else {
+    lines.push(`Server: ${server.container} (${server.state}${server.state === "running" ? (server.ready ? ", ready" : ", not ready yet") : ""})${server.urls ? ` at ${server.urls.http}` : ""}`);
+    if (server.exposed) lines.push("  published on 0.0.0.0: reachable from other machines (Docker's published ports bypass host firewalls such as ufw)");
+  }
   for (const o of orphans) lines.push(`Orphaned container ${o.name} (${o.state}) from run ${o.run?.slice(0, 8)} (${o.step}); the next \`build\` removes it`);
   env.output.result(lines.join("\n"));
+}
+
+/** The server container as `status` shows it: its state, where it is published, and whether it is ready. */
+async function describeServer(container: ContainerSummary | undefined) {
+  if (!container) return null;
+  const urls = containerUrls(container) ?? null;
+  const ready = container.state === "running" && urls ? (await httpReadyProbe(urls.http, 1_000)()).ok : false;
+  return {
+    container: container.name,
+    state: container.state,
+    ready,
+    urls,
+    bindings: container.ports.map((p) => `${p.hostIp}:${p.host}->${p.container}`),
+    exposed: container.ports.some((p) => p.hostIp === "0.0.0.0" || p.hostIp === "" || p.hostIp === "::"),
+  };
 }

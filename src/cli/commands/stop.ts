@@ -1,5 +1,14 @@
-import { type CommandEnv, notYet } from "./command.ts";
+import { Session } from "../../pipeline/session.ts";
+import { stopServers } from "../../server/server.ts";
+import { version } from "../version.ts";
+import { type CommandEnv, settingsFor } from "./command.ts";
 
+/** Stops and removes the server of this workdir, wherever `serve` was started from. */
 export async function run(env: CommandEnv): Promise<void> {
-  notYet(env, "serving (issue #5)");
+  const { settings } = settingsFor(env);
+  const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version });
+  const stopped = await stopServers(session.docker, session.paths);
+  if (env.output.json) env.output.document({ stopped });
+  else if (stopped.length === 0) env.output.result("No server running for this workdir.");
+  else env.output.result(`Stopped and removed ${stopped.join(", ")}. Its log is in ${session.paths.log("server")}.`);
 }

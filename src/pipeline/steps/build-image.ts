@@ -3,8 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FailedError } from "../../common/errors.ts";
-import { formatBytes } from "../../common/format.ts";
-import type { PullProgress } from "../../docker/docker-client.ts";
+import { pullWithProgress } from "../../docker/pull-progress.ts";
 import { labelKeys } from "../../docker/labels.ts";
 import type { StepInputs } from "../fingerprint.ts";
 import type { Step, StepContext } from "../step.ts";
@@ -59,10 +58,10 @@ export const buildImageStep: Step<ImageOut> = {
     const { ref, action } = work.image;
     const docker = ctx.clients.docker;
     if (action === "pull") {
-      await pullWithProgress(ctx, ref);
+      await pull(ctx, ref);
     } else if (action === "build") {
       const base = ctx.settings.buildBaseImage;
-      if (!(await docker.inspectImage(base))) await pullWithProgress(ctx, base);
+      if (!(await docker.inspectImage(base))) await pull(ctx, base);
       ctx.log.note(`building ${ref} from templates/build-image on ${base}`);
       await docker.buildImage({
         contextDir: recipeDir,
@@ -90,47 +89,11 @@ export const buildImageStep: Step<ImageOut> = {
   },
 };
 
-/** Pulls with per-layer progress in the log: each layer when done, and the running total. */
-async function pullWithProgress(ctx: StepContext, ref: string): Promise<void> {
-  ctx.log.note(`pulling ${ref}`);
-  const layers = new Map<string, { current: number; total: number; done: boolean }>();
-  let lastReport = 0;
-  const report = (force = false) => {
-    const now = Date.now();
-    if (!force && now - lastReport < 2_000) return;
-    lastReport = now;
-    const all = [...layers.values()];
-    const current = all.reduce((n, l) => n + l.current, 0);
-    const total = all.reduce((n, l) => n + l.total, 0);
-    ctx.log.line(`${ref}: ${all.filter((l) => l.done).length}/${all.length} layers, ${formatBytes(current)} of ${formatBytes(total)}`);
-  };
-  try {
-    await ctx.clients.docker.pullImage(ref, {
-      signal: ctx.signal,
-      onProgress: (p: PullProgress) => {
-        if (!p.layer) {
-          ctx.log.line(p.status);
-          return;
-        }
-        const layer = layers.get(p.layer) ?? { current: 0, total: 0, done: false };
-        if (p.total) Object.assign(layer, { current: p.current ?? 0, total: p.total });
-        if (/^(Pull complete|Already exists)/.test(p.status)) {
-          layer.done = true;
-          layer.current = layer.total;
-          ctx.log.line(`${p.layer}: ${p.status}`);
-        }
-        layers.set(p.layer, layer);
-        report();
-      },
-    });
-  } catch (error) {
-    if (error instanceof FailedError) {
-      throw new FailedError(
-        `could not pull ${ref}: ${error.message}. Check the name and your registry login (\`docker login\`), or set build_image to a \`llama3-trt/…\` name to build it here from templates/.`,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-  report(true);
+/** Pulls into the step's log, with what to do when the pull fails. */
+function pull(ctx: StepContext, ref: string): Promise<void> {
+  return pullWithProgress(ctx.clients.docker, ref, {
+    log: ctx.log,
+    signal: ctx.signal,
+    hint: "Check the name and your registry login (`docker login`), or set build_image to a `llama3-trt/…` name to build it here from templates/.",
+  });
 }

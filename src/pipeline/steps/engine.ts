@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Settings } from "../../config/schema.ts";
 import type { ContainerSpec } from "../../docker/container-spec.ts";
+import type { StepInputs } from "../fingerprint.ts";
 import { trtllmBuildArgv } from "../../trtllm/argv.ts";
 import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
@@ -59,14 +61,18 @@ export async function readEngineConfig(dir: string): Promise<Omit<EngineOut, "di
   };
 }
 
+/** The settings an engine is built from; `serve` compares them with the record too. */
+export function engineInputs(s: Settings): StepInputs {
+  // Which GPUs build it does not change the engine (only their model does), so --gpus is not an input.
+  return { dtype: s.dtype, tp: s.tp, quantize: s.quantize, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
+}
+
 export const engineStep: Step<EngineOut> = {
   id: "engine",
   title: "Build the TensorRT engine",
   reads: ["checkpoint", "build-image"],
   async inputs(ctx) {
-    const s = ctx.settings;
-    // Which GPUs build it does not change the engine (only their model does), so --gpus is not an input.
-    return { dtype: s.dtype, tp: s.tp, quantize: s.quantize, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
+    return engineInputs(ctx.settings);
   },
   async expectedOut(ctx) {
     const s = ctx.settings;

@@ -1,31 +1,43 @@
+import { createHash } from "node:crypto";
 import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
-import { deploymentValues, fillConfig, TemplateError, tritonModels } from "../../triton/model-repo.ts";
-import { inContainer } from "../container-paths.ts";
+import type { Settings } from "../../config/schema.ts";
+import { deploymentProblems, deploymentValues, fillConfig, readTensorrtLlmConfig, TemplateError, tritonModels, type FillValues } from "../../triton/model-repo.ts";
+import { inContainer, tokenizerDirIn } from "../container-paths.ts";
 import { removeStaleStaging, stagingFor } from "../staging.ts";
-import type { Step, StepContext } from "../step.ts";
-import type { EngineOut } from "./engine.ts";
+import type { Step, StepContext, Verdict } from "../step.ts";
+import { readEngineConfig, type EngineOut } from "./engine.ts";
 import type { RepoOut } from "./git-repo.ts";
-import { filesExist } from "./outputs.ts";
 import type { WeightsOut } from "./weights.ts";
 
-export type ModelRepoOut = { readonly dir: string };
+/** The repository, and the sha256 of each filled config.pbtxt, so an edit by hand makes it stale. */
+export type ModelRepoOut = { readonly dir: string; readonly configs: { readonly [model: string]: string } };
 
 const templatesDir = "all_models/inflight_batcher_llm";
 
 /**
- * The fill values, from the settings and the engine's own config: the paths are those inside
- * the Triton container (one mount table with `serve`), never host paths.
+ * The fill values, from the settings and the recorded weights: the paths are those inside the
+ * Triton container (one mount table with `serve`), never host paths. The engine is not part of
+ * the repository: `serve` mounts it where engine_dir points.
  */
-function values(ctx: StepContext): Record<string, string> {
-  const weights = ctx.upstream<WeightsOut>("weights");
+export function modelRepoValues(settings: Settings, weights: Pick<WeightsOut, "modelPath">): FillValues {
   return deploymentValues({
-    maxBatchSize: ctx.settings.maxBatchSize,
-    decoupled: false,
-    tokenizerDir: `${inContainer.weights}/${weights.modelPath}`,
+    maxBatchSize: settings.maxBatchSize,
+    decoupled: settings.streaming,
+    tokenizerDir: tokenizerDirIn(weights.modelPath),
     engineDir: inContainer.engine,
   });
+}
+
+function values(ctx: StepContext): FillValues {
+  // While planning, the weights' output may not be known yet; the path then is a placeholder.
+  const weights = ctx.upstream<WeightsOut>("weights") ?? { modelPath: "." };
+  return modelRepoValues(ctx.settings, weights);
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 export const modelRepoStep: Step<ModelRepoOut> = {
@@ -36,7 +48,7 @@ export const modelRepoStep: Step<ModelRepoOut> = {
     return { values: values(ctx) };
   },
   async expectedOut(ctx) {
-    return { dir: ctx.paths.modelRepo };
+    return { dir: ctx.paths.modelRepo, configs: {} };
   },
   async plan(ctx) {
     return { kind: "files", files: { dir: ctx.paths.modelRepo, paths: tritonModels.map((m) => `${m}/config.pbtxt`) } };
@@ -44,17 +56,15 @@ export const modelRepoStep: Step<ModelRepoOut> = {
   async run(ctx) {
     const backend = ctx.upstream<RepoOut>("backend-repo");
     const engine = ctx.upstream<EngineOut>("engine");
-    if (ctx.settings.maxBatchSize > engine.maxBatchSize) {
-      throw new FailedError(
-        `Triton would accept batches of ${ctx.settings.maxBatchSize} but the engine was built for ${engine.maxBatchSize}: rebuild the engine (\`llama3-trt build --force engine\`).`,
-      );
-    }
+    // The engine's own config.json, not the record: what Triton will load is what counts.
+    const limits = await readEngineConfig(engine.dir);
+    const fill = values(ctx);
     const final = ctx.paths.modelRepo;
     const staging = stagingFor(final);
     await removeStaleStaging(final);
     await mkdir(staging, { recursive: true });
+    const configs: Record<string, string> = {};
     try {
-      const fill = values(ctx);
       for (const model of tritonModels) {
         const source = join(backend.dir, templatesDir, model);
         await cp(source, join(staging, model), { recursive: true });
@@ -66,7 +76,18 @@ export const modelRepoStep: Step<ModelRepoOut> = {
           if (error instanceof TemplateError) throw new FailedError(error.message, { cause: error });
           throw error;
         }
+        if (model === "tensorrt_llm") {
+          const problems = deploymentProblems({
+            engine: limits,
+            tensorrtLlm: readTensorrtLlmConfig(filled),
+            engineDir: inContainer.engine,
+            streaming: ctx.settings.streaming,
+            gpus: ctx.settings.gpus,
+          });
+          if (problems.length > 0) throw new FailedError(`the model repository would not match the engine in ${engine.dir}:\n- ${problems.join("\n- ")}`);
+        }
         await writeFile(configPath, filled);
+        configs[model] = sha256(filled);
         ctx.log.line(`${model}/config.pbtxt filled`);
       }
       await rm(final, { recursive: true, force: true });
@@ -74,9 +95,20 @@ export const modelRepoStep: Step<ModelRepoOut> = {
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
-    return { dir: final };
+    return { dir: final, configs };
   },
-  async verify(_ctx, out) {
-    return filesExist(out.dir, tritonModels.map((m) => `${m}/config.pbtxt`));
-  },
+  verify: (_ctx, out) => verifyModelRepo(out),
 };
+
+/** Every config.pbtxt still there and as it was filled. */
+export async function verifyModelRepo(out: ModelRepoOut): Promise<Verdict> {
+  for (const model of tritonModels) {
+    const path = join(out.dir, model, "config.pbtxt");
+    const text = await readFile(path, "utf8").catch(() => undefined);
+    if (text === undefined) return { ok: false, reason: `${model}/config.pbtxt is missing from ${out.dir}` };
+    // Records from before the hashes were kept have none: presence is all they can check.
+    const expected = out.configs?.[model];
+    if (expected !== undefined && sha256(text) !== expected) return { ok: false, reason: `${path} was changed since it was filled` };
+  }
+  return { ok: true };
+}

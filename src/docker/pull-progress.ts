@@ -36,7 +36,8 @@ export async function pullWithProgress(docker: DockerClient, ref: string, option
     await docker.pullImage(ref, {
       signal: options.signal,
       onProgress: (p: PullProgress) => {
-        if (!p.layer) {
+        // "Pulling from <repo>" carries the tag as its id: it is no layer.
+        if (!p.layer || p.status.startsWith("Pulling from")) {
           log.line(p.status);
           return;
         }
@@ -55,5 +56,5 @@ export async function pullWithProgress(docker: DockerClient, ref: string, option
     if (error instanceof FailedError) throw new FailedError(`could not pull ${ref}: ${error.message}. ${options.hint}`, { cause: error });
     throw error;
   }
-  report(true);
+  if (layers.size > 0) report(true);
 }

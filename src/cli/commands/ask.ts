@@ -47,7 +47,6 @@ export async function run(env: CommandEnv): Promise<void> {
     if (o.url !== undefined) throw new UsageError("--local runs without a server: drop `--url`.");
     if (request.stream) throw new UsageError("--local prints the answer when run.py ends: drop `--stream`.");
     const session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
-    out.info("running examples/run.py on the engine (no server)…");
     const { answer, spec } = await askLocal(session, request, interrupts.signal);
     if (out.json) out.document({ local: true, model: settings.model, cmd: spec.cmd, answer });
     else out.result(answer);

@@ -96,11 +96,28 @@ describe("configuration through the CLI", () => {
   it("an invalid config file exits 2 naming the key, for every command that reads settings", async () => {
     using dir = tempDir();
     writeFileSync(join(dir.path, "llama3-trt.yaml"), "max_batchsize: 8\n");
-    for (const command of ["doctor", "plan", "build", "status", "clean", "serve"]) {
-      const { exitCode, stderr } = await cli([command], { cwd: dir.path });
+    for (const command of ["doctor", "plan", "build", "status", "clean", "serve", "stop", "logs", "ask hi", "ask --local hi"]) {
+      const { exitCode, stderr } = await cli(command.split(" "), { cwd: dir.path });
       expect(exitCode, command).toBe(2);
       expect(stderr, command).toContain("unknown key `max_batchsize` (did you mean `max_batch_size`?)");
     }
+  });
+
+  it("serve refuses a malformed config before anything starts, one line per field (case 34)", async () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "llama3-trt.yaml"), 'port: "80a"\nhost: localhost\nstreaming: yes\ndtype: fp8\n');
+    const { exitCode, stderr } = await cli(["serve", "--detach"], { cwd: dir.path });
+    expect(exitCode).toBe(2);
+    const path = join(dir.path, "llama3-trt.yaml");
+    expect(stderr).toContain(`port in ${path}: expected an integer from 1 to 65535, got "80a"`);
+    expect(stderr).toContain(`host in ${path}: expected an IPv4 address such as \`127.0.0.1\` or \`0.0.0.0\`, got "localhost"`);
+    expect(stderr).toContain(`streaming in ${path}: expected true or false, got "yes"`);
+    expect(stderr).toContain(`dtype in ${path}: expected one of bfloat16, float16, got "fp8"`);
+    writeFileSync(path, "port: [8000\n");
+    const syntax = await cli(["serve"], { cwd: dir.path });
+    expect(syntax.exitCode).toBe(2);
+    expect(syntax.stderr).toMatch(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:\\d+:\\d+: `));
+    expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
   });
 
   it("an invalid environment value exits 2 naming the variable", async () => {

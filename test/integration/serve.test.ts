@@ -135,6 +135,9 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(mounts["/llama3-trt/weights"]?.rw).toBe(false);
     expect(inspect.HostConfig.NetworkMode).not.toBe("host");
     expect(inspect.HostConfig.Init).toBe(true);
+    // The server needs no Hugging Face token, so none is in its environment, argv or labels.
+    expect(JSON.stringify(inspect)).not.toContain(world.env.HF_TOKEN);
+    expect(served.stdout + served.stderr).not.toContain(world.env.HF_TOKEN);
 
     // ask: the chat template and end_id 128009 make the stand-in answer and stop at the turn's end.
     const asked = await box.run(["ask", question], ports.env);
@@ -426,6 +429,30 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(json.local).toBe(true);
     // --max-tokens reaches run.py: four word pieces of the answer.
     expect(json.answer).toBe(standInAnswer(question).split(" ").slice(0, 4).join(" "));
+  });
+
+  it("a tp 2 engine is served by two ranks (world size from the engine) and asked locally through mpirun", async () => {
+    await using w = useWorld();
+    await using other = sandbox(w);
+    const env = { ...(await freePorts()).env, LLAMA3_TRT_TP: "2" };
+    expect((await other.run(["build"], env)).exitCode).toBe(0);
+    expect((await other.run(["serve", "--detach"], env)).exitCode).toBe(0);
+    try {
+      expect((await other.run(["ask", question], env)).stdout).toBe(`${standInAnswer(question)}\n`);
+      const argv = (await w.invocationList("mpirun"))[0]?.argv ?? [];
+      expect(argv.filter((a) => a === "/opt/tritonserver/bin/tritonserver")).toHaveLength(2);
+      expect(argv).toContain("--load-model=tensorrt_llm");
+      expect(argv).toContain("--backend-config=python,shm-region-prefix-name=prefix1_");
+      expect(await w.invocations("tritonserver")).toBe(2);
+    } finally {
+      expect((await other.run(["stop"], env)).exitCode).toBe(0);
+    }
+    const local = await other.run(["ask", "--local", question], env);
+    expect(local.exitCode, local.stderr).toBe(0);
+    expect(local.stdout).toBe(`${standInAnswer(question)}\n`);
+    expect((await w.invocationList("mpirun")).at(-1)?.argv.slice(0, 5)).toEqual(["--allow-run-as-root", "-n", "2", "python3", "run.py"]);
+    expect(await w.invocations("run.py")).toBe(2);
+    expect(await containersWithLabel("dev.llama3-trt.workdir", other.workdirId)).toEqual([]);
   });
 
   it("--stream on a deployment built without streaming says so (exit 1)", async () => {

@@ -166,6 +166,27 @@ describe("ask against a Triton generate endpoint", () => {
     expect(triton.seen.map((s) => s.path)).toEqual(["/v2/models/tensorrt_llm/config"]);
   });
 
+  it("Ctrl-C while waiting for the answer cancels the request (exit 130)", async () => {
+    using dir = tempDir();
+    let arrived: () => void = () => {};
+    const requested = new Promise<void>((resolve) => (arrived = resolve));
+    // Answers never: a model busy with a long generation.
+    await using triton = await fakeTriton({ "/v2/models/ensemble/generate": () => arrived() });
+    const entry = fileURLToPath(new URL("../helpers/llama3-trt.ts", import.meta.url));
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", entry, "ask", "count", "--url", triton.url], {
+      cwd: dir.path,
+      env: baseEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await requested;
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("interrupted; the request was cancelled");
+  });
+
   it("a server whose model is not ready yet is told apart from a refused request", async () => {
     using dir = tempDir();
     await using notReady = await fakeTriton({

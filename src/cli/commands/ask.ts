@@ -1,10 +1,10 @@
 import { askLocal } from "../../ask/local.ts";
-import { UsageError } from "../../common/errors.ts";
+import { InterruptedError, UsageError } from "../../common/errors.ts";
 import { Session } from "../../pipeline/session.ts";
 import { settingsUrls } from "../../server/server.ts";
 import { isInstructModel } from "../../triton/chat-template.ts";
 import { notStreaming, TritonClient } from "../../triton/client.ts";
-import { generateBody, type AskRequest } from "../../triton/generate-request.ts";
+import { generateBody, type AskRequest, type GenerateBody } from "../../triton/generate-request.ts";
 import { handleInterrupts } from "../interrupts.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
@@ -58,20 +58,28 @@ export async function run(env: CommandEnv): Promise<void> {
   const client = new TritonClient(url);
   const body = generateBody(request);
   let text: string;
-  if (request.stream) {
-    // Ask the server first: a model that cannot stream would otherwise fail mid-request.
-    if ((await client.decoupled("tensorrt_llm").catch(() => undefined)) === false) throw notStreaming();
-    let started = false;
-    const answer = await client.generateStream(body, interrupts.signal, (piece) => {
-      const shown = started ? piece : piece.trimStart();
-      if (shown !== "") started = true;
-      out.partial(shown);
-    });
-    if (!out.json) out.partial("\n");
-    text = answer.text;
-  } else {
-    text = (await client.generate(body, interrupts.signal)).text;
+  try {
+    text = await send(client, body, request.stream, interrupts.signal, (piece) => out.partial(piece));
+  } catch (error) {
+    if (interrupts.signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
+    throw error;
   }
+  if (request.stream && !out.json) out.partial("\n");
   if (out.json) out.document({ url: client.baseUrl, model: settings.model, request: body, answer: text.trim() });
   else if (!request.stream) out.result(text.trim());
+}
+
+/** One request: the whole answer, or (`stream`) its pieces to `onPiece` as they arrive. */
+async function send(client: TritonClient, body: GenerateBody, stream: boolean, signal: AbortSignal, onPiece: (piece: string) => void): Promise<string> {
+  if (!stream) return (await client.generate(body, signal)).text;
+  // Ask the server first: a model that cannot stream would otherwise fail mid-request.
+  if ((await client.decoupled("tensorrt_llm").catch(() => undefined)) === false) throw notStreaming();
+  let started = false;
+  const answer = await client.generateStream(body, signal, (piece) => {
+    // The answer's leading whitespace is dropped, as for the non-streamed answer.
+    const shown = started ? piece : piece.trimStart();
+    if (shown !== "") started = true;
+    onPiece(shown);
+  });
+  return answer.text;
 }

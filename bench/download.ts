@@ -1,7 +1,9 @@
 // Download throughput of the weights step's downloader, as a ratio to curl fetching the same files
 // from the same local Hub stand-in in the same run (curl one file after another, as a person would,
 // and curl --parallel with the same number of transfers at once).
-//   node bench/download.ts [MB per shard, default 100]
+//   node bench/download.ts [MB per shard, default 100] [per-connection cap in MB/s, default none]
+// With a cap, each connection is limited as a CDN limits one (the Hub's often gives a single
+// connection far less than the link): that is where fetching files side by side pays.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -17,6 +19,7 @@ import { readHubEnv } from "../src/hub/hub-env.ts";
 import { GATED_REPO_ID, GRANTED_TOKEN } from "../world/server/index.ts";
 
 const megabytesPerShard = Number(process.argv[2] ?? 100);
+const capMegabytesPerSecond = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
 // Generated once and kept (about 5 s per 100 MB shard), like the rest of the world.
 const stateDir = fileURLToPath(new URL(`../.world/bench-hub-${megabytesPerShard}mb/`, import.meta.url));
 // The server runs in its own process, as the Hub does: in this one it would share the event loop
@@ -29,6 +32,14 @@ const child = spawn(process.execPath, [
 const [readyLine] = (await once(createInterface({ input: child.stdout }), "line")) as [string];
 const server = JSON.parse(readyLine) as { ready: boolean; hubUrl: string };
 if (!server.ready) throw new Error(`the Hub stand-in did not start: ${readyLine}`);
+if (capMegabytesPerSecond !== undefined) {
+  const answer = await fetch(`${server.hubUrl}/_world/scenario`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ rules: [{ origin: "cdn", bytesPerSecond: capMegabytesPerSecond * 1_000_000 }] }),
+  });
+  if (!answer.ok) throw new Error(`could not set the per-connection cap: ${answer.status}`);
+}
 const scratch = mkdtempSync(join(tmpdir(), "llama3-trt-bench-"));
 
 try {
@@ -69,7 +80,10 @@ try {
   const curlParallel = await timed(() => curl("curl", curlArgs(true)));
 
   const rate = (s: number) => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
-  console.log(`${files.length} files, ${(bytes / 1e6).toFixed(0)} MB from the local Hub stand-in`);
+  console.log(
+    `${files.length} files, ${(bytes / 1e6).toFixed(0)} MB from the local Hub stand-in` +
+      (capMegabytesPerSecond === undefined ? "" : `, each connection capped at ${capMegabytesPerSecond} MB/s`),
+  );
   console.log(`llama3-trt downloader: ${oursSeconds.toFixed(2)} s, ${rate(oursSeconds)} (sha256 verified, into the HF cache)`);
   console.log(`curl, one after another: ${curlSequential.toFixed(2)} s, ${rate(curlSequential)}`);
   console.log(`curl --parallel-max ${concurrentFiles}: ${curlParallel.toFixed(2)} s, ${rate(curlParallel)}`);

@@ -1,6 +1,8 @@
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, type FileHandle } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
@@ -133,15 +135,13 @@ async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile
 
   const progress: Progress = { hash: newHash(file), size: 0 };
   progress.size = await hashExisting(partial, progress.hash, file.size);
-  // Not "a": in append mode Linux ignores the write position, and a restart must overwrite from 0.
-  const handle = await open(partial, progress.size === 0 ? "w" : "r+", 0o644);
   let warnedRange = false;
   let attemptsWithoutProgress = 0;
   try {
     while (progress.size < file.size) {
       const before = progress.size;
       try {
-        await transfer(client, req, file, handle, progress, () => {
+        await transfer(client, req, file, partial, progress, () => {
           if (!warnedRange) req.warn(`${file.path}: the server ignored the Range request; starting this file over`);
           warnedRange = true;
         });
@@ -167,14 +167,14 @@ async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile
       req.warn(`${file.path}: transfer cut at ${formatBytes(progress.size)} of ${formatBytes(file.size)}, resuming`);
       await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
     }
-    await handle.sync();
+    // An empty file never went through a transfer: make it exist before publishing it.
+    if (file.size === 0) await writeFile(partial, "");
+    await syncFile(partial);
   } catch (error) {
-    await handle.close();
     // An oversized file is garbage; anything else is a good prefix to resume from.
     if (progress.size > file.size) await rm(partial, { force: true });
     throw error;
   }
-  await handle.close();
 
   const digest = progress.hash.digest("hex");
   if (digest !== file.oid) {
@@ -196,43 +196,61 @@ function newHash(file: RepoFile): Hash {
   return file.lfs ? createHash("sha256") : createHash("sha1").update(`blob ${file.size}\0`);
 }
 
-/** Thrown when a body ends early or the connection drops; the progress holds what arrived. */
+/** Thrown when a body ends early or the connection drops. */
 class TransferCut extends Error {}
 
-/** One GET from `progress.size` on, appending to the file and the hash. */
+/**
+ * One GET from `progress.size` on, piped into the file at that offset with backpressure, hashing
+ * on the way. After a cut, what is on disk is the truth: the size and the hash are read back
+ * from the file (buffered writes may not all have landed), so a resume never trusts a count.
+ */
 async function transfer(
   client: HubClient,
   req: DownloadRequest,
   file: RepoFile,
-  handle: FileHandle,
+  partial: string,
   progress: Progress,
   onRangeIgnored: () => void,
 ): Promise<void> {
   const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
-  const headers: Record<string, string> = progress.size > 0 ? { Range: `bytes=${progress.size}-` } : {};
-  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, { headers });
+  const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
+  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers);
   if (progress.size > 0 && response.status !== 206) {
     // A server that ignores Range sends the whole body: keeping the prefix would double it (H4).
     onRangeIgnored();
-    await handle.truncate(0);
     progress.hash = newHash(file);
     progress.size = 0;
   }
-  if (!response.body) throw new TransferCut("no body");
-  try {
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      await handle.write(chunk, 0, chunk.length, progress.size);
+  const start = progress.size;
+  let received = 0;
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      // More than promised: stop here; the caller reports it.
+      if (start + received > file.size) return done(new Oversized());
       progress.hash.update(chunk);
-      progress.size += chunk.length;
       req.onBytes(chunk.length);
-      if (progress.size > file.size) return;
-    }
+      done(null, chunk);
+    },
+  });
+  const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
+  try {
+    await pipeline(response.body, hashing, out);
   } catch (error) {
+    if (error instanceof Oversized) {
+      progress.size = file.size + 1;
+      return;
+    }
     if (req.signal.aborted || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
+    progress.hash = newHash(file);
+    progress.size = await hashExisting(partial, progress.hash, file.size);
     throw new TransferCut("transfer cut", { cause: error });
   }
+  progress.size = start + received;
   if (progress.size < file.size) throw new TransferCut("body ended early");
 }
+
+class Oversized extends Error {}
 
 /** Takes over the largest partial of this blob a dead run left (by rename: atomic), removing the others. */
 async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: string): Promise<void> {
@@ -249,6 +267,16 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
       }
     }
     await rm(candidate.path, { force: true });
+  }
+}
+
+/** fsync before the rename that publishes it: a blob's name must never point at lost bytes. */
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -3,6 +3,7 @@ import { FailedError, InterruptedError } from "../common/errors.ts";
 import { redactUrl } from "../common/redact.ts";
 import type { HubEnv } from "./hub-env.ts";
 import { hubError } from "./hub-errors.ts";
+import { type HttpAnswer, httpGet } from "./http.ts";
 
 export interface RepoFile {
   readonly path: string;
@@ -36,7 +37,7 @@ export class HubClient {
   async resolveCommit(repo: string, revision: string): Promise<string> {
     const url = `${this.hub.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
     const response = await this.request(url, { repo, revision });
-    const info = (await response.json()) as { sha?: string };
+    const info = await response.json<{ sha?: string }>();
     if (!info.sha || !/^[0-9a-f]{40}$/.test(info.sha)) {
       throw new FailedError(`The Hub gave an invalid commit for ${repo}@${revision}: ${JSON.stringify(info.sha)}`);
     }
@@ -45,8 +46,14 @@ export class HubClient {
 
   async listFiles(repo: string, commit: string): Promise<RepoFile[]> {
     const files: RepoFile[] = [];
-    const fetchFor = (input: string | URL | Request, init?: RequestInit) =>
-      this.request(String(input instanceof Request ? input.url : input), { repo, revision: commit }, init);
+    // @huggingface/hub lists (and follows the pages); its requests go through ours, for the token,
+    // the retries and the error messages.
+    const fetchFor = async (input: string | URL | Request, init?: RequestInit) => {
+      const headers = Object.fromEntries(new Headers(init?.headers).entries());
+      const answer = await this.request(String(input instanceof Request ? input.url : input), { repo, revision: commit }, headers);
+      const link = answer.header("link");
+      return new Response(await answer.text(), { status: answer.status, headers: link ? { link } : {} });
+    };
     for await (const entry of listFiles({ repo: { type: "model", name: repo }, revision: commit, recursive: true, hubUrl: this.hub.endpoint, fetch: fetchFor })) {
       if (entry.type !== "file") continue;
       const oid = entry.lfs?.oid ?? entry.oid;
@@ -67,13 +74,13 @@ export class HubClient {
    */
   async checkAccess(repo: string): Promise<void> {
     const response = await this.request(`${this.hub.endpoint}/api/models/${repo}/auth-check`, { repo });
-    await response.body?.cancel();
+    response.discard();
   }
 
   /** `GET /api/whoami-v2`: the user a token belongs to. */
   async whoami(): Promise<{ name: string }> {
     const response = await this.request(`${this.hub.endpoint}/api/whoami-v2`, { repo: "whoami" });
-    return (await response.json()) as { name: string };
+    return response.json<{ name: string }>();
   }
 
   /**
@@ -83,17 +90,17 @@ export class HubClient {
   async request(
     url: string,
     what: { repo: string; revision?: string; path?: string },
-    init: RequestInit = {},
-  ): Promise<Response> {
+    headers: Record<string, string> = {},
+  ): Promise<HttpAnswer> {
     if (this.hub.offline) {
       throw new FailedError(`HF_HUB_OFFLINE is set: not contacting ${redactUrl(url)}. Unset it, or make sure the model is in the cache.`);
     }
     const hubOrigin = new URL(this.hub.endpoint).origin;
     const current = url;
     for (let attempt = 1; ; attempt++) {
-      let response: Response;
+      let response: HttpAnswer;
       try {
-        response = await this.#follow(current, hubOrigin, init);
+        response = await this.#follow(current, hubOrigin, headers);
       } catch (error) {
         if (this.#signal.aborted) throw new InterruptedError("interrupted", { cause: error });
         if (attempt >= maxAttempts) {
@@ -107,9 +114,9 @@ export class HubClient {
       }
       if (response.ok) return response;
       if ((response.status === 429 || response.status >= 500) && attempt < maxAttempts) {
-        await response.body?.cancel();
+        response.discard();
         const waitMs = retryAfterMs(response) ?? backoffMs(attempt);
-        const id = response.headers.get("x-request-id");
+        const id = response.header("x-request-id");
         this.#warn(
           `the Hub answered ${response.status} for ${redactUrl(current)}${id ? ` (request id ${id})` : ""}; retrying in ${(waitMs / 1000).toFixed(0)} s (try ${attempt + 1} of ${maxAttempts})`,
         );
@@ -126,9 +133,9 @@ export class HubClient {
       throw hubError(
         {
           status: response.status,
-          errorCode: response.headers.get("x-error-code") ?? undefined,
+          errorCode: response.header("x-error-code"),
           message: message.slice(0, 300),
-          requestId: response.headers.get("x-request-id") ?? undefined,
+          requestId: response.header("x-request-id"),
         },
         what,
         this.hub,
@@ -136,17 +143,16 @@ export class HubClient {
     }
   }
 
-  async #follow(url: string, hubOrigin: string, init: RequestInit): Promise<Response> {
+  async #follow(url: string, hubOrigin: string, headers: Record<string, string>): Promise<HttpAnswer> {
     let current = url;
     for (let hop = 0; hop < 5; hop++) {
       const sameOrigin = new URL(current).origin === hubOrigin;
-      const headers = new Headers(init.headers);
-      if (sameOrigin && this.hub.token) headers.set("Authorization", `Bearer ${this.hub.token}`);
-      else headers.delete("Authorization");
-      const response = await fetch(current, { ...init, headers, redirect: "manual", signal: this.#signal });
-      const location = response.headers.get("location");
+      const sent: Record<string, string> = { "user-agent": "llama3-trt", ...headers };
+      if (sameOrigin && this.hub.token) sent.authorization = `Bearer ${this.hub.token}`;
+      const response = await httpGet(current, { headers: sent, signal: this.#signal });
+      const location = response.header("location");
       if (response.status >= 300 && response.status < 400 && location) {
-        await response.body?.cancel();
+        response.discard();
         current = new URL(location, current).toString();
         continue;
       }
@@ -170,8 +176,8 @@ function backoffMs(attempt: number): number {
   return Math.min(1000 * 2 ** (attempt - 1), backoffCapMs);
 }
 
-function retryAfterMs(response: Response): number | undefined {
-  const value = response.headers.get("retry-after");
+function retryAfterMs(response: HttpAnswer): number | undefined {
+  const value = response.header("retry-after");
   if (!value) return undefined;
   const seconds = Number(value);
   return Number.isFinite(seconds) ? Math.min(seconds * 1000, 60_000) : undefined;

@@ -16,5 +16,6 @@ export async function pausePoint(name: string): Promise<void> {
     while (existsSync(marker)) await new Promise((resolve) => setTimeout(resolve, 50));
     return;
   }
-  await new Promise(() => {});
+  // A pending promise alone does not keep Node alive: a timer does, until the test kills us.
+  await new Promise(() => setInterval(() => {}, 1 << 30));
 }

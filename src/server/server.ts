@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { pausePoint } from "../common/test-hooks.ts";
 import type { Settings } from "../config/schema.ts";
@@ -120,6 +121,10 @@ export async function startServer(
   const { settings, paths, docker } = session;
   const { events, signal } = options;
 
+  // No workdir: nothing was built, said without creating one (the lock would).
+  if (!existsSync(paths.root)) await readBuilt(paths, settings, ["weights", "engine", "model-repo"], "serve");
+  // Until the server is ready, no build may rewrite what it loads; a running build is named.
+  await using _lock = await session.lock("serve");
   // The build first: it needs no Docker engine, and nothing can be serving what was never built.
   const built = await readBuilt(paths, settings, ["weights", "engine", "model-repo"], "serve");
   for (const existing of await serversOf(docker, paths)) {

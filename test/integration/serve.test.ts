@@ -455,6 +455,23 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(await containersWithLabel("dev.llama3-trt.workdir", other.workdirId)).toEqual([]);
   });
 
+  it("serve while a build holds the workdir is refused, naming the build", async () => {
+    await using w = useWorld();
+    await using other = sandbox(w);
+    const env = (await freePorts()).env;
+    expect((await other.run(["build"], env)).exitCode).toBe(0);
+    const marker = join(other.dir, "paused");
+    const building = other.start(["build", "--force", "model-repo"], { LLAMA3_TRT_TEST_PAUSE_AT: "model-repo:before-record", LLAMA3_TRT_TEST_PAUSE_MARKER: marker });
+    await until(() => existsSync(marker), "the build to hold the workdir", 60_000);
+    const refused = await other.run(["serve", "--detach"], env);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain(`is locked by pid ${building.child.pid}`);
+    expect(await containersWithLabel("dev.llama3-trt.workdir", other.workdirId)).toEqual([]);
+    expect(await w.invocations("tritonserver")).toBe(0);
+    building.child.kill("SIGKILL");
+    await building.exited();
+  });
+
   it("--stream on a deployment built without streaming says so (exit 1)", async () => {
     await using w = useWorld();
     await using other = sandbox(w);

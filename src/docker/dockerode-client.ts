@@ -239,7 +239,11 @@ export class DockerodeClient implements DockerClient {
     }
     const stream = (await this.#call(() => container.logs({ ...base, follow: true }))) as unknown as Readable;
     await new Promise<void>((resolve) => {
+      let ended = false;
       const done = () => {
+        // end, close and error may all come: finish once.
+        if (ended) return;
+        ended = true;
         options.signal?.removeEventListener("abort", onAbort);
         lines.end();
         resolve();

@@ -1,12 +1,9 @@
-import { askLocal } from "../../ask/local.ts";
 import { InterruptedError, UsageError } from "../../common/errors.ts";
-import { Session } from "../../pipeline/session.ts";
-import { settingsUrls } from "../../server/server.ts";
+import { settingsUrls } from "../../server/urls.ts";
 import { isInstructModel } from "../../triton/chat-template.ts";
 import { notStreaming, TritonClient } from "../../triton/client.ts";
 import { generateBody, type AskRequest, type GenerateBody } from "../../triton/generate-request.ts";
 import { handleInterrupts } from "../interrupts.ts";
-import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
 interface AskOptions {
@@ -46,6 +43,12 @@ export async function run(env: CommandEnv): Promise<void> {
   if (o.local) {
     if (o.url !== undefined) throw new UsageError("--local runs without a server: drop `--url`.");
     if (request.stream) throw new UsageError("--local prints the answer when run.py ends: drop `--stream`.");
+    // Only here is Docker needed: a remote `ask` never loads it.
+    const [{ askLocal }, { Session }, { version }] = await Promise.all([
+      import("../../ask/local.ts"),
+      import("../../pipeline/session.ts"),
+      import("../version.ts"),
+    ]);
     const session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
     const { answer, spec } = await askLocal(session, request, interrupts.signal);
     if (out.json) out.document({ local: true, model: settings.model, cmd: spec.cmd, answer });

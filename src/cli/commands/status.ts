@@ -2,7 +2,7 @@ import { labelKeys } from "../../docker/labels.ts";
 import { isAlive, readOwner } from "../../pipeline/lock.ts";
 import { Session } from "../../pipeline/session.ts";
 import type { ContainerSummary } from "../../docker/docker-client.ts";
-import { containerUrls } from "../../server/server.ts";
+import { containerUrls } from "../../server/urls.ts";
 import { httpReadyProbe } from "../../triton/wait.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";

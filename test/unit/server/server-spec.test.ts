@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { settingsSchema, type Settings } from "../../../src/config/schema.ts";
 import { createBody } from "../../../src/docker/container-spec.ts";
-import { containerUrls, serverContainerSpec, serverUrls } from "../../../src/server/server.ts";
+import { serverContainerSpec } from "../../../src/server/server.ts";
+import { containerUrls, serverUrls } from "../../../src/server/urls.ts";
 import { portInUseMessage } from "../../../src/server/ports.ts";
 
 const defaults = Object.fromEntries(Object.entries(settingsSchema).map(([k, s]) => [k, s.default])) as unknown as Settings;

@@ -198,6 +198,14 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(await servers()).toEqual([]);
   });
 
+  it("--gpus all on an engine without the NVIDIA runtime: the start is refused, said plainly, nothing left in Created", async () => {
+    const ports = await freePorts();
+    const result = await box.run(["serve", "--detach", "--gpus", "all"], ports.env);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('NVIDIA Container Toolkit not configured for this Docker engine: could not select device driver "" with capabilities: [[gpu]]');
+    expect(await servers()).toEqual([]);
+  });
+
   it("readiness that never comes: after --timeout, exit 1 with the log tail, removed (case 32)", async () => {
     const ports = await freePorts();
     await setBehaviour(world, "tritonserver", { neverReady: true }, 1);

@@ -21,6 +21,13 @@ const templatesDir = "all_models/inflight_batcher_llm";
  * Triton container (one mount table with `serve`), never host paths. The engine is not part of
  * the repository: `serve` mounts it where engine_dir points.
  */
+/*
+ * Streaming is on by default so that `ask --stream` works out of the box; `ask` without it uses
+ * /generate on the same decoupled model. *Unverified against a running Triton 24.03*: that
+ * /generate answers a decoupled ensemble with its one final response (Triton's HandleGenerate,
+ * unlike HandleInfer, does not refuse decoupled models: triton-inference-server/server#7151).
+ * `--streaming false` gives the walkthrough's non-decoupled deployment.
+ */
 export function modelRepoValues(settings: Settings, weights: Pick<WeightsOut, "modelPath">): FillValues {
   return deploymentValues({
     maxBatchSize: settings.maxBatchSize,

@@ -19,3 +19,12 @@ export async function pausePoint(name: string): Promise<void> {
   // A pending promise alone does not keep Node alive: a timer does, until the test kills us.
   await new Promise(() => setInterval(() => {}, 1 << 30));
 }
+
+/**
+ * Test-only: LLAMA3_TRT_TEST_PART_BYTES makes the downloader split files into ranges of that many
+ * bytes, so the tests' small shards exercise the path real multi-gigabyte shards take.
+ */
+export function testPartBytes(): number | undefined {
+  const value = Number(process.env.LLAMA3_TRT_TEST_PART_BYTES);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}

@@ -2,14 +2,29 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
 import { isAlive } from "../pipeline/lock.ts";
+import { Semaphore } from "../common/semaphore.ts";
+import { testPartBytes } from "../common/test-hooks.ts";
 import { blobLinkTarget, blobPath, refPath, repoFolder, snapshotDir } from "./cache.ts";
+import {
+  defaultPartBytes,
+  fetchRange,
+  hashFile,
+  type PartsRecord,
+  type Range,
+  RangeCut,
+  RangesUnsupported,
+  readParts,
+  removeParts,
+  sidecarOf,
+  splitIntoRanges,
+  startParts,
+} from "./parts.ts";
 import type { HubClient, RepoFile } from "./hub-client.ts";
 
 export interface DownloadRequest {
@@ -24,8 +39,13 @@ export interface DownloadRequest {
   readonly warn: (message: string) => void;
 }
 
-/** Files fetched at once: enough to fill a link with the Hub's few large shards, few enough to be polite. */
+/** Files in progress at once. */
 export const concurrentFiles = 4;
+/**
+ * Connections at once, over all files: enough to fill a link with the Hub's few large shards
+ * (split into ranges), few enough to be polite to it.
+ */
+export const maxConnections = 8;
 /** Tries of one file without a single new byte before giving up (huggingface_hub: 5). */
 const maxAttemptsWithoutProgress = 5;
 const backoffCapMs = 8_000;
@@ -77,7 +97,14 @@ async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Pro
 
 async function resumableBytes(cacheDir: string, repo: string, file: RepoFile): Promise<number> {
   const best = (await deadPartials(cacheDir, repo, file)).find((p) => p.size <= file.size);
-  return best?.size ?? 0;
+  if (!best) return 0;
+  // A file fetched in ranges is full length from the start: its sidecar says what is really there.
+  const parts = await readParts(best.path, file.size, partBytes());
+  return parts ? parts.done.reduce((n, d) => n + d, 0) : best.size;
+}
+
+function partBytes(): number {
+  return testPartBytes() ?? defaultPartBytes;
 }
 
 /**
@@ -87,12 +114,13 @@ async function resumableBytes(cacheDir: string, repo: string, file: RepoFile): P
  */
 export async function downloadToCache(client: HubClient, req: DownloadRequest): Promise<void> {
   const owner = partialOwner();
+  const connections = new Semaphore(maxConnections);
   const queue = [...req.files].sort((a, b) => b.size - a.size);
   const worker = async () => {
     for (let file = queue.shift(); file; file = queue.shift()) {
       let downloaded = false;
       if (!(await blobComplete(req.cacheDir, req.repo, file))) {
-        await fetchVerified(client, req, file, owner);
+        await fetchVerified(client, req, file, owner, connections);
         downloaded = true;
       }
       await linkSnapshot(req, file);
@@ -108,9 +136,9 @@ export async function downloadToCache(client: HubClient, req: DownloadRequest): 
 }
 
 /** A wrong hash gets one fresh download (a flipped bit in transit); a second wrong hash is an error. */
-async function fetchVerified(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string): Promise<void> {
+async function fetchVerified(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string, connections: Semaphore): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const mismatch = await fetchBlob(client, req, file, owner);
+    const mismatch = await fetchBlob(client, req, file, owner, connections);
     if (!mismatch) return;
     if (attempt >= 2) {
       throw new FailedError(
@@ -127,11 +155,21 @@ async function fetchVerified(client: HubClient, req: DownloadRequest, file: Repo
  * one, retrying a cut transfer from the bytes it has, and renames it to `blobs/<oid>` only once
  * size and hash are right. Returns the wrong digest on a hash mismatch (the partial is deleted).
  */
-async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string): Promise<string | undefined> {
+async function fetchBlob(
+  client: HubClient,
+  req: DownloadRequest,
+  file: RepoFile,
+  owner: string,
+  connections: Semaphore,
+): Promise<string | undefined> {
   const target = blobPath(req.cacheDir, req.repo, file.oid);
   const partial = `${target}.${owner}.incomplete`;
   await mkdir(dirname(target), { recursive: true });
   await adoptDeadPartial(req, file, partial);
+  if (splitIntoRanges(file.size, partBytes())) {
+    const result = await fetchInRanges(client, req, file, partial, target, connections);
+    if (result !== "ranges-unsupported") return result;
+  }
 
   const progress: Progress = { hash: newHash(file), size: 0 };
   progress.size = await hashExisting(partial, progress.hash, file.size);
@@ -141,10 +179,12 @@ async function fetchBlob(client: HubClient, req: DownloadRequest, file: RepoFile
     while (progress.size < file.size) {
       const before = progress.size;
       try {
-        await transfer(client, req, file, partial, progress, () => {
-          if (!warnedRange) req.warn(`${file.path}: the server ignored the Range request; starting this file over`);
-          warnedRange = true;
-        });
+        await connections.use(() =>
+          transfer(client, req, file, partial, progress, () => {
+            if (!warnedRange) req.warn(`${file.path}: the server ignored the Range request; starting this file over`);
+            warnedRange = true;
+          }),
+        );
       } catch (error) {
         if (req.signal.aborted) {
           throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`, { cause: error });
@@ -201,8 +241,8 @@ class TransferCut extends Error {}
 
 /**
  * One GET from `progress.size` on, piped into the file at that offset with backpressure, hashing
- * on the way. After a cut, what is on disk is the truth: the size and the hash are read back
- * from the file (buffered writes may not all have landed), so a resume never trusts a count.
+ * on the way. When the connection drops, what was received is still written out before the
+ * count is taken, so the hash and the file stay in step and the resume loses nothing.
  */
 async function transfer(
   client: HubClient,
@@ -223,34 +263,49 @@ async function transfer(
   }
   const start = progress.size;
   let received = 0;
+  let oversized = false;
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      // More than promised: drop the rest; the caller reports it.
+      if (oversized || start + received + chunk.length > file.size) {
+        oversized = true;
+        return done();
+      }
       received += chunk.length;
-      // More than promised: stop here; the caller reports it.
-      if (start + received > file.size) return done(new Oversized());
       progress.hash.update(chunk);
       req.onBytes(chunk.length);
       done(null, chunk);
     },
   });
   const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
-  try {
-    await pipeline(response.body, hashing, out);
-  } catch (error) {
-    if (error instanceof Oversized) {
-      progress.size = file.size + 1;
-      return;
-    }
-    if (req.signal.aborted || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
-    progress.hash = newHash(file);
-    progress.size = await hashExisting(partial, progress.hash, file.size);
-    throw new TransferCut("transfer cut", { cause: error });
-  }
+  const body = response.body;
+  const cut = await new Promise<boolean>((resolve, reject) => {
+    let ended = false;
+    let dropped = false;
+    // The source failing must not destroy the file stream: end it, so what arrived is written.
+    const drop = () => {
+      if (ended || dropped) return;
+      dropped = true;
+      body.unpipe(hashing);
+      hashing.end();
+    };
+    body.once("end", () => (ended = true));
+    body.once("error", drop);
+    body.once("aborted", drop);
+    body.once("close", drop);
+    out.once("finish", () => resolve(dropped));
+    out.once("error", reject);
+    hashing.once("error", reject);
+    body.pipe(hashing).pipe(out);
+  });
+  if (req.signal.aborted) throw new InterruptedError("interrupted");
   progress.size = start + received;
-  if (progress.size < file.size) throw new TransferCut("body ended early");
+  if (oversized) {
+    progress.size = file.size + 1;
+    return;
+  }
+  if (cut || progress.size < file.size) throw new TransferCut("transfer cut");
 }
-
-class Oversized extends Error {}
 
 /** Takes over the largest partial of this blob a dead run left (by rename: atomic), removing the others. */
 async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: string): Promise<void> {
@@ -261,13 +316,92 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
       try {
         await rename(candidate.path, partial);
         adopted = true;
+        // A ranged partial's progress record travels with it.
+        await rename(sidecarOf(candidate.path), sidecarOf(partial)).catch(() => {});
         continue;
       } catch {
         // Someone else took it first: fine, look at the next.
       }
     }
     await rm(candidate.path, { force: true });
+    await rm(sidecarOf(candidate.path), { force: true });
   }
+}
+
+/**
+ * A large file in ranges, several at once, each retried from the bytes it has. The hash is
+ * taken once all are in, by reading the file back. Returns the wrong digest on a mismatch, or
+ * "ranges-unsupported" when the server ignores Range (the caller then fetches it whole).
+ */
+async function fetchInRanges(
+  client: HubClient,
+  req: DownloadRequest,
+  file: RepoFile,
+  partial: string,
+  target: string,
+  connections: Semaphore,
+): Promise<string | undefined | "ranges-unsupported"> {
+  const bytesPerPart = partBytes();
+  const ranges = splitIntoRanges(file.size, bytesPerPart) as Range[];
+  const record = (await readParts(partial, file.size, bytesPerPart)) ?? (await startFromPrefix(partial, file.size, bytesPerPart));
+  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
+  const what = { repo: req.repo, revision: req.commit, path: file.path };
+  const kept = () => formatBytes(record.done.reduce((n, d) => n + d, 0));
+
+  const fetchOne = async (index: number) => {
+    const range = ranges[index] as Range;
+    let attemptsWithoutProgress = 0;
+    while ((record.done[index] as number) < range.end - range.start) {
+      const before = record.done[index] as number;
+      try {
+        await connections.use(() => fetchRange(partial, record, index, (headers) => client.request(url, what, headers), req.onBytes));
+        continue;
+      } catch (error) {
+        if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
+        if (!(error instanceof RangeCut)) throw diskFull(error, file, partial, record.done.reduce((n, d) => n + d, 0)) ?? error;
+      }
+      attemptsWithoutProgress = (record.done[index] as number) > before ? 0 : attemptsWithoutProgress + 1;
+      if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
+        throw new FailedError(
+          `download of ${file.path} failed after ${maxAttemptsWithoutProgress} retries without progress; rerun to resume (${kept()} of ${formatBytes(file.size)} kept).`,
+        );
+      }
+      req.warn(`${file.path}: range ${index + 1} of ${ranges.length} cut, resuming`);
+      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+    }
+  };
+  try {
+    await Promise.all(ranges.map((_, index) => fetchOne(index)));
+  } catch (error) {
+    if (!(error instanceof RangesUnsupported)) throw error;
+    req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
+    await removeParts(partial);
+    await rm(partial, { force: true });
+    return "ranges-unsupported";
+  }
+  await syncFile(partial);
+  const digest = await hashFile(partial, newHash(file));
+  await removeParts(partial);
+  if (digest !== file.oid) {
+    await rm(partial, { force: true });
+    return digest;
+  }
+  await rename(partial, target);
+  return undefined;
+}
+
+/** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
+async function startFromPrefix(partial: string, size: number, bytesPerPart: number): Promise<PartsRecord> {
+  // A sidecar that did not fit means a ranged file with holes: nothing in it can be trusted.
+  const unusableSidecar = await stat(sidecarOf(partial)).then(() => true, () => false);
+  const length = await stat(partial).then((s) => s.size, () => 0);
+  const prefix = unusableSidecar || length > size ? 0 : length;
+  const record = await startParts(partial, size, bytesPerPart, prefix > 0);
+  if (prefix > 0) {
+    const ranges = splitIntoRanges(size, bytesPerPart) as Range[];
+    ranges.forEach((r, i) => (record.done[i] = Math.max(0, Math.min(prefix, r.end) - r.start)));
+  }
+  return record;
 }
 
 /** fsync before the rename that publishes it: a blob's name must never point at lost bytes. */

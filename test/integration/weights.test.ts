@@ -381,6 +381,71 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     }
   });
 
+  describe("large files in ranges (256 kB ranges here; 128 MiB for real shards)", () => {
+    const ranged = { LLAMA3_TRT_TEST_PART_BYTES: String(256 * 1024) };
+
+    it("fetches a shard as several ranges at once and verifies the whole", async () => {
+      await using box = sandbox(world);
+      await using w = useWorld();
+      const result = await weights(box, ranged);
+      expect(result.exitCode, result.stderr).toBe(0);
+      const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
+      const ranges = (await settledRequests(w)).filter((r) => r.origin === "cdn" && r.file === "model-00001-of-00004.safetensors").map((r) => r.range);
+      expect(ranges.length).toBeGreaterThanOrEqual(3);
+      expect(ranges).toContain("bytes=0-262143");
+      expect(ranges).toContain("bytes=262144-524287");
+      expect(sha256(join(modelCache(box), "blobs", oid))).toBe(oid);
+      expect(blobsOf(box).filter((n) => n.includes(".incomplete"))).toEqual([]);
+    });
+
+    it("a ranged download killed half-way continues each range where it stopped", async () => {
+      await using box = sandbox(world);
+      const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
+      await world.setScenario({ rules: [{ match: "model-00001-of-00004.safetensors", origin: "cdn", bytesPerSecond: 60_000 }] });
+      const run = box.start(["build", "--only", "weights"], ranged);
+      const blobs = join(modelCache(box), "blobs");
+      const sidecar = () => (existsSync(blobs) ? readdirSync(blobs).find((n) => n.startsWith(`${oid}.`) && n.endsWith(".parts")) : undefined);
+      // Each range records its progress as it lands; wait until some is recorded.
+      await until(() => {
+        const name = sidecar();
+        if (!name) return false;
+        try {
+          return (JSON.parse(readFileSync(join(blobs, name), "utf8")) as { done: number[] }).done.some((d) => d > 0);
+        } catch {
+          return false;
+        }
+      }, "recorded progress of shard 1", 120_000);
+      run.child.kill("SIGKILL");
+      await run.exited();
+      await fetch(`${world.world.hubUrl}/_world/scenario`, { method: "DELETE" }).then((r) => r.body?.cancel());
+      const record = JSON.parse(readFileSync(join(blobs, sidecar() as string), "utf8")) as { size: number; done: number[] };
+      const kept = record.done.reduce((n, d) => n + d, 0);
+      expect(kept).toBeGreaterThan(0);
+
+      await using w = useWorld();
+      const result = await weights(box, ranged);
+      expect(result.exitCode, result.stderr).toBe(0);
+      const served = (await settledRequests(w))
+        .filter((r) => r.origin === "cdn" && r.file === "model-00001-of-00004.safetensors")
+        .reduce((n, r) => n + r.bytesSent, 0);
+      expect(served).toBe(record.size - kept);
+      expect(sha256(join(blobs, oid))).toBe(oid);
+      expect(readdirSync(blobs).filter((n) => n.includes(".incomplete"))).toEqual([]);
+    });
+
+    it("a server that ignores Range gets the file fetched whole", async () => {
+      await using box = sandbox(world);
+      await world.setScenario({ rules: [{ match: "model-00002-of-00004.safetensors", origin: "cdn", ignoreRange: true }] });
+      const result = await weights(box, ranged);
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(readFileSync(join(box.workdir, "logs/weights.log"), "utf8")).toContain(
+        "model-00002-of-00004.safetensors: the server does not serve byte ranges; fetching it whole",
+      );
+      const oid = await lfsOid(world, "model-00002-of-00004.safetensors");
+      expect(sha256(join(modelCache(box), "blobs", oid))).toBe(oid);
+    });
+  });
+
   it("refuses a download that cannot fit before the first byte", async () => {
     if (process.getuid?.() !== 0) {
       console.warn("skipped: mounting a small tmpfs needs root");

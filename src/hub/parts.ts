@@ -1,0 +1,141 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { open, readFile, rm } from "node:fs/promises";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { writeFileAtomic } from "../common/atomic-file.ts";
+import { FailedError } from "../common/errors.ts";
+import type { HttpAnswer } from "./http.ts";
+
+/**
+ * A large file fetched as several byte ranges at once, each written at its own offset of one
+ * partial file, so that a single big shard (the last one left, or a model in one file) still
+ * fills the link. Progress lives in a sidecar `<partial>.parts`, written atomically as bytes land
+ * on disk: a killed run is continued range by range, losing at most the unrecorded tail of each.
+ */
+
+/** Ranges of this size (128 MiB); a file gets ranges only when it makes at least two. */
+export const defaultPartBytes = 128 * 1024 * 1024;
+/** How often a range records its progress (bytes on disk), besides at its end. */
+const recordEveryBytes = 16 * 1024 * 1024;
+
+export interface Range {
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
+export function splitIntoRanges(size: number, partBytes: number): Range[] | undefined {
+  if (partBytes <= 0 || size < 2 * partBytes) return undefined;
+  const ranges: Range[] = [];
+  for (let start = 0; start < size; start += partBytes) ranges.push({ start, end: Math.min(size, start + partBytes) });
+  return ranges;
+}
+
+/** The sidecar: for each range, how many of its bytes are on disk. */
+export interface PartsRecord {
+  readonly size: number;
+  readonly partBytes: number;
+  readonly done: number[];
+}
+
+export function sidecarOf(partial: string): string {
+  return `${partial}.parts`;
+}
+
+export async function readParts(partial: string, size: number, partBytes: number): Promise<PartsRecord | undefined> {
+  try {
+    const record = JSON.parse(await readFile(sidecarOf(partial), "utf8")) as PartsRecord;
+    const ranges = splitIntoRanges(size, partBytes);
+    // A sidecar for another size or split cannot be trusted byte for byte.
+    if (record.size !== size || record.partBytes !== partBytes || !ranges || record.done.length !== ranges.length) return undefined;
+    if (record.done.some((d, i) => !Number.isInteger(d) || d < 0 || d > (ranges[i] as Range).end - (ranges[i] as Range).start)) return undefined;
+    return record;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts a ranged partial: the full length (sparse) and a sidecar with nothing done yet. With
+ * `keepPrefix` the bytes already in the file stay (the caller records them as done).
+ */
+export async function startParts(partial: string, size: number, partBytes: number, keepPrefix = false): Promise<PartsRecord> {
+  const handle = await open(partial, keepPrefix ? "r+" : "w", 0o644);
+  try {
+    await handle.truncate(size);
+  } finally {
+    await handle.close();
+  }
+  const ranges = splitIntoRanges(size, partBytes) as Range[];
+  const record = { size, partBytes, done: ranges.map(() => 0) };
+  await writeFileAtomic(sidecarOf(partial), JSON.stringify(record));
+  return record;
+}
+
+export async function removeParts(partial: string): Promise<void> {
+  await rm(sidecarOf(partial), { force: true });
+}
+
+/** The server answered a ranged request with the whole file: ranges cannot work with it. */
+export class RangesUnsupported extends Error {}
+/** A range transfer ended early or its connection dropped; the record holds what landed. */
+export class RangeCut extends Error {}
+
+/**
+ * Fetches what is left of range `index` into the partial at its offset. `open` makes the request
+ * (with the token rules and retries of the caller's client). Updates `record.done[index]` from
+ * the bytes the file stream really wrote, and saves the sidecar as it goes.
+ */
+export async function fetchRange(
+  partial: string,
+  record: PartsRecord,
+  index: number,
+  open: (headers: Record<string, string>) => Promise<HttpAnswer>,
+  onBytes: (bytes: number) => void,
+): Promise<void> {
+  const ranges = splitIntoRanges(record.size, record.partBytes) as Range[];
+  const range = ranges[index] as Range;
+  const from = range.start + (record.done[index] as number);
+  if (from >= range.end) return;
+  const response = await open({ range: `bytes=${from}-${range.end - 1}` });
+  if (response.status !== 206 || !response.header("content-range")?.startsWith(`bytes ${from}-${range.end - 1}/`)) {
+    response.discard();
+    throw new RangesUnsupported(`expected 206 for bytes ${from}-${range.end - 1}, got ${response.status}`);
+  }
+  const out = createWriteStream(partial, { flags: "r+", start: from });
+  let recorded = out.bytesWritten;
+  const save = async () => {
+    record.done[index] = from - range.start + out.bytesWritten;
+    recorded = out.bytesWritten;
+    await writeFileAtomic(sidecarOf(partial), JSON.stringify(record));
+  };
+  let received = 0;
+  const counting = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      if (from + received > range.end) return done(new FailedError("the server sent more than the range asked for"));
+      onBytes(chunk.length);
+      // Record now and then what has certainly reached the file.
+      if (out.bytesWritten - recorded >= recordEveryBytes) {
+        save().then(() => done(null, chunk), done);
+        return;
+      }
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(response.body, counting, out);
+  } catch (error) {
+    await save();
+    if (error instanceof FailedError || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
+    throw new RangeCut("range cut", { cause: error });
+  }
+  await save();
+  if (from + received < range.end) throw new RangeCut("range ended early");
+}
+
+/** The hash of the whole partial, read back once every range is in. */
+export async function hashFile(path: string, hash: import("node:crypto").Hash): Promise<string> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}

@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { FailedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
-import { portInUse } from "../common/ports.ts";
 import type { Settings } from "../config/schema.ts";
 import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
 import { labelKeys } from "../docker/labels.ts";
@@ -12,6 +11,7 @@ import { readHubEnv } from "../hub/hub-env.ts";
 import { neededForConversion } from "../hub/cache.ts";
 import { missingBytes } from "../hub/download.ts";
 import { WorkdirPaths } from "../pipeline/workdir.ts";
+import { checkPort } from "../server/ports.ts";
 import { nvidiaSmiQuery, parseGpuQuery, type Gpu } from "./nvidia-smi.ts";
 
 export type Status = "ok" | "warning" | "blocker" | "skipped";
@@ -201,7 +201,9 @@ async function portChecks(ctx: DoctorContext): Promise<Check[]> {
   const { host, port, grpcPort, metricsPort } = ctx.settings;
   const busy: string[] = [];
   for (const p of [port, grpcPort, metricsPort]) {
-    if (await portInUse(host, p).catch(() => true)) busy.push(String(p));
+    const check = await checkPort(host, p);
+    if (check.state === "in-use") busy.push(check.holder ? `${p} (by ${check.holder})` : String(p));
+    if (check.state === "not-local") busy.push(`${p} (${host} is not an address of this host)`);
   }
   const exposed = host === "0.0.0.0" ? " (0.0.0.0: reachable from the network; Docker's published ports bypass host firewalls such as ufw)" : "";
   if (busy.length === 0) return [{ name: "Ports", status: host === "0.0.0.0" ? "warning" : "ok", detail: `${host}:${port}, ${grpcPort}, ${metricsPort} free${exposed}` }];

@@ -62,7 +62,7 @@ describe("doctor against the test world", { timeout: 120_000 }, () => {
     try {
       const result = await box.run(["doctor", "--json", "--port", "18473"]);
       expect(result.exitCode).toBe(1);
-      expect((JSON.parse(result.stdout) as Doc).checks.find((c) => c.name === "Ports")).toMatchObject({ status: "blocker", detail: "in use on 127.0.0.1: 18473" });
+      expect((JSON.parse(result.stdout) as Doc).checks.find((c) => c.name === "Ports")).toMatchObject({ status: "blocker", detail: expect.stringMatching(/^in use on 127\.0\.0\.1: 18473( \(by pid \d+ .*\))?$/) });
     } finally {
       server.close();
     }

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { baseEnv, cli, type CliResult } from "./cli.ts";
 import type { World } from "./world.ts";
 
@@ -93,3 +94,23 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** One step of `plan --json`, with the work fields the contract names. */
+export interface PlanStep {
+  id: string;
+  state: string;
+  reason: string;
+  container?: { image: string; cmd: string[]; workingDir: string; mounts: { host: string; container: string; readOnly: boolean }[]; gpus: string };
+  git?: { url: string; ref: string; dir: string };
+  weights?: { repo: string; revision: string; files: { path: string; size: number }[] };
+  image?: { ref: string; action: string; base?: string };
+}
+
+/** `plan --json` in a sandbox, which must succeed. */
+export async function plan(box: Sandbox, args: readonly string[] = [], env: Record<string, string> = {}): Promise<PlanStep[]> {
+  const result = await box.run(["plan", "--json", ...args], env);
+  expect(result.exitCode, result.stderr).toBe(0);
+  return (JSON.parse(result.stdout) as { steps: PlanStep[] }).steps;
+}
+
+export const stateOf = (steps: readonly PlanStep[]): Record<string, string> => Object.fromEntries(steps.map((s) => [s.id, s.state]));

@@ -2,28 +2,12 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { containersWithLabel } from "../helpers/docker.ts";
-import { clearBehaviour, type Sandbox, sandbox, setBehaviour, until } from "../helpers/product.ts";
+import { clearBehaviour, plan, type Sandbox, sandbox, setBehaviour, stateOf, until } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 const stepIds = ["trtllm-repo", "backend-repo", "weights", "build-image", "checkpoint", "engine", "model-repo"];
 
-interface PlanStep {
-  id: string;
-  state: string;
-  reason: string;
-  container?: { image: string; cmd: string[]; workingDir: string; mounts: { host: string; container: string; readOnly: boolean }[]; gpus: string };
-  git?: { url: string; ref: string; dir: string };
-  weights?: { repo: string; revision: string; files: { path: string; size: number }[] };
-}
-
-async function plan(box: Sandbox, args: string[] = []): Promise<PlanStep[]> {
-  const result = await box.run(["plan", "--json", ...args]);
-  expect(result.exitCode, result.stderr).toBe(0);
-  return (JSON.parse(result.stdout) as { steps: PlanStep[] }).steps;
-}
-
-const stateOf = (steps: PlanStep[]) => Object.fromEntries(steps.map((s) => [s.id, s.state]));
-const reasonOf = (steps: PlanStep[], id: string) => steps.find((s) => s.id === id)?.reason;
+const reasonOf = (steps: { id: string; reason: string }[], id: string) => steps.find((s) => s.id === id)?.reason;
 
 async function containersOf(box: Sandbox) {
   return containersWithLabel("dev.llama3-trt.workdir", box.workdirId);

@@ -2,22 +2,9 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containersWithLabel, imageId, removeImageTag } from "../helpers/docker.ts";
-import { type Sandbox, sandbox } from "../helpers/product.ts";
+import { plan, type Sandbox, sandbox, stateOf } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
-interface PlanStep {
-  id: string;
-  state: string;
-  reason: string;
-  image?: { ref: string; action: string; base?: string };
-}
-
-async function plan(box: Sandbox, args: string[] = [], env: Record<string, string> = {}): Promise<PlanStep[]> {
-  const result = await box.run(["plan", "--json", ...args], env);
-  expect(result.exitCode, result.stderr).toBe(0);
-  return (JSON.parse(result.stdout) as { steps: PlanStep[] }).steps;
-}
-const stateOf = (steps: PlanStep[]) => Object.fromEntries(steps.map((s) => [s.id, s.state]));
 
 describe("pipeline edges against the test world", { timeout: 300_000 }, () => {
   let world: World;

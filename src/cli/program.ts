@@ -82,6 +82,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
       stepOption("--force [step]", "rebuild even if up to date: every step, or only the one named").preset(true),
     )
     .option("--dry-run", "print the plan instead of running it")
+    .option("--verify", "re-hash the downloaded weights against their sha256 (reads every byte) and fetch again what does not match")
     .addHelpText("after", `\nSteps, in order: ${stepIds.join(", ")}.`);
 
   command("serve", "start Triton on the model repository and wait until it is ready; Ctrl-C stops it", "serve", [

@@ -404,6 +404,15 @@ async function startFromPrefix(partial: string, size: number, bytesPerPart: numb
   return record;
 }
 
+/**
+ * Whether a cached file still has the content its name promises: sha256 for LFS blobs, the git
+ * blob sha1 otherwise. Reads every byte (`build --verify`; reliability case 7b).
+ */
+export async function contentMatches(path: string, oid: string, size: number): Promise<boolean> {
+  const hash = oid.length === 64 ? createHash("sha256") : createHash("sha1").update(`blob ${size}\0`);
+  return (await hashFile(path, hash)) === oid;
+}
+
 /** fsync before the rename that publishes it: a blob's name must never point at lost bytes. */
 async function syncFile(path: string): Promise<void> {
   const handle = await open(path, "r+");

@@ -19,6 +19,8 @@ export interface SessionOptions {
   readonly signal: AbortSignal;
   readonly toolVersion: string;
   readonly clients?: Clients;
+  /** `build --verify`: checks that read every byte (weights against their hashes). */
+  readonly deepVerify?: boolean;
 }
 
 /** Everything one command invocation needs to judge or run the pipeline. */
@@ -61,6 +63,7 @@ export class Session {
       runId: this.runId,
       labelsFor: (role) => this.labelsFor(role),
       engine: () => this.engine(),
+      deepVerify: this.#options.deepVerify ?? false,
       memo: <T>(key: string, compute: () => Promise<T>) => {
         let value = this.#memo.get(key) as Promise<T> | undefined;
         if (!value) {

@@ -62,6 +62,8 @@ export interface StepContext {
   labelsFor(role: string): Readonly<Record<string, string>>;
   /** Docker engine facts, fetched once per run when a step needs the engine. */
   engine(): Promise<EngineInfo>;
+  /** `build --verify`: `verify` also does the checks that read every byte. */
+  readonly deepVerify: boolean;
   /** Computes a value once per command (a Hub listing that inputs, plan and run all need). */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }

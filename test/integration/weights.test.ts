@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Sandbox, sandbox, until } from "../helpers/product.ts";
@@ -301,6 +301,27 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     });
     expect((await weights(box)).exitCode).toBe(0);
     expect(statSync(shard).size).toBe(size);
+  });
+
+  it("a flipped byte of the same size is caught only by build --verify, which fetches the file again", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    const oid = await lfsOid(world, "model-00003-of-00004.safetensors");
+    const blob = join(modelCache(box), "blobs", oid);
+    const bytes = readFileSync(blob);
+    bytes[1000] = (bytes[1000] as number) ^ 0xff;
+    writeFileSync(blob, bytes);
+    // Without --verify this is documented as undetected: only sizes are checked on every run.
+    const plain = JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; state: string }[] };
+    expect(plain.steps.find((s) => s.id === "weights")?.state).toBe("done");
+    await using w = useWorld();
+    const verified = await box.run(["build", "--only", "weights", "--verify"]);
+    expect(verified.exitCode, verified.stderr).toBe(0);
+    expect(readFileSync(join(box.workdir, "logs/weights.log"), "utf8")).toContain("model-00003-of-00004.safetensors does not match its hash");
+    expect(sha256(blob)).toBe(oid);
+    expect((await settledRequests(w)).filter((r) => r.status < 300 && r.bytesSent > 0 && r.file !== undefined).map((r) => r.file)).toEqual([
+      "model-00003-of-00004.safetensors",
+    ]);
   });
 
   it("two downloads into one cache at once both end with correct blobs", async () => {

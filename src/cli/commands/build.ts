@@ -8,12 +8,12 @@ import { type CommandEnv, settingsFor } from "./command.ts";
 
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
-  const options = env.options as { only?: StepId; from?: StepId; force?: true | StepId; dryRun?: boolean };
+  const options = env.options as { only?: StepId; from?: StepId; force?: true | StepId; dryRun?: boolean; verify?: boolean };
   let session: Session | undefined;
   using interrupts = handleInterrupts(env.output, async () => {
     await session?.killRunContainers().catch(() => {});
   });
-  session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
+  session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version, deepVerify: options.verify === true });
   if (options.dryRun) return printPlan(env, session);
 
   await using lock = await session.lock("build");

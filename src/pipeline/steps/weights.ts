@@ -1,8 +1,9 @@
-import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
 import { formatBytes, formatDuration } from "../../common/format.ts";
 import {
+  blobPath,
   neededForConversion,
   refPath,
   repoFolder,
@@ -12,7 +13,7 @@ import {
   validOid,
 } from "../../hub/cache.ts";
 import { ensureRoom } from "../../hub/disk.ts";
-import { downloadToCache, missingBytes } from "../../hub/download.ts";
+import { contentMatches, downloadToCache, missingBytes } from "../../hub/download.ts";
 import { HubClient, type RepoFile } from "../../hub/hub-client.ts";
 import { readHubEnv } from "../../hub/hub-env.ts";
 import type { Json, StepInputs } from "../fingerprint.ts";
@@ -27,7 +28,8 @@ export type WeightsOut = {
   readonly mountDir: string;
   readonly modelPath: string;
   readonly commit: string | null;
-  readonly files: readonly { readonly path: string; readonly size: number }[];
+  /** `oid` (the blob's hash) for files from the Hub; local folders have none. */
+  readonly files: readonly { readonly path: string; readonly size: number; readonly oid?: string }[];
 };
 
 /** Files conversion and the tokenizer cannot do without. */
@@ -146,7 +148,7 @@ export const weightsStep: Step<WeightsOut> = {
       mountDir: repoFolder(readHubEnv(ctx.env).cacheDir, model),
       modelPath: `snapshots/${commit}`,
       commit,
-      files: files.map((f) => ({ path: f.path, size: f.size })),
+      files: files.map((f) => ({ path: f.path, size: f.size, oid: f.oid })),
     };
   },
   async plan(ctx): Promise<StepWork> {
@@ -189,6 +191,17 @@ export const weightsStep: Step<WeightsOut> = {
     }
     const hub = readHubEnv(ctx.env);
     const { commit, files } = await listing(ctx);
+    if (ctx.deepVerify) {
+      // A blob of the right size with the wrong bytes would otherwise be kept as done.
+      for (const file of files) {
+        const blob = blobPath(hub.cacheDir, ctx.settings.model, file.oid);
+        if ((await stat(blob).then((s) => s.size, () => -1)) !== file.size) continue;
+        if (!(await contentMatches(blob, file.oid, file.size))) {
+          ctx.log.line(`warning: ${file.path} in the cache does not match its hash: fetching it again`);
+          await rm(blob, { force: true });
+        }
+      }
+    }
     const total = await missingBytes({ repo: ctx.settings.model, files, cacheDir: hub.cacheDir });
     await ensureRoom(hub.cacheDir, total);
     ctx.log.note(`${ctx.settings.model}@${commit}: ${files.length} files, ${formatBytes(total)} to download into ${hub.cacheDir}`);
@@ -219,13 +232,17 @@ export const weightsStep: Step<WeightsOut> = {
     ctx.log.note(`downloaded ${formatBytes(done)} in ${formatDuration(seconds)}${done > 0 ? ` (${formatBytes(done / Math.max(seconds, 0.001))}/s)` : ""}`);
     return out;
   },
-  async verify(_ctx, out) {
+  async verify(ctx, out) {
     const dir = join(out.mountDir, out.modelPath);
     for (const file of out.files) {
-      // Size on every run (case 7a): cheap, and catches a truncated blob; hashes are checked on download.
+      // Size on every run (case 7a): cheap, and catches a truncated blob; hashes are checked on
+      // download, and again with `build --verify`, which reads every byte (case 7b).
       const size = await stat(join(dir, file.path)).then((s) => s.size, () => undefined);
       if (size === undefined) return { ok: false, reason: `${file.path} is missing from ${dir}` };
       if (size !== file.size) return { ok: false, reason: `${file.path} has ${size} bytes, expected ${file.size}` };
+      if (ctx.deepVerify && file.oid && !(await contentMatches(join(dir, file.path), file.oid, file.size))) {
+        return { ok: false, reason: `${file.path} does not match its hash ${file.oid.slice(0, 12)} (changed on disk)` };
+      }
     }
     return { ok: true };
   },

@@ -6,6 +6,7 @@
 import { access, constants, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
+import { exists } from "./files.ts";
 import type { Log } from "./log.ts";
 
 /** Looks a program up on PATH and in the sbin folders (root's PATH lacks them in some shells). */
@@ -78,15 +79,6 @@ async function aptGet(args: string[], env: NodeJS.ProcessEnv, log: Log): Promise
 async function hasPackageLists(): Promise<boolean> {
   try {
     return (await readdir("/var/lib/apt/lists")).some((name) => name.endsWith("_Packages") || name.includes("_Packages."));
-  } catch {
-    return false;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
   } catch {
     return false;
   }

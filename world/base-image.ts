@@ -6,12 +6,13 @@
  * seconds instead of a new debootstrap.
  */
 import { createHash } from "node:crypto";
-import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type Docker from "dockerode";
 import { execa } from "execa";
 import { ensureProgram } from "./apt.ts";
 import { consumeProgress } from "./docker.ts";
+import { exists } from "./files.ts";
 import type { Log } from "./log.ts";
 import type { WorldConfig } from "./paths.ts";
 
@@ -161,14 +162,5 @@ export async function imageLabels(docker: Docker, ref: string): Promise<{ id: st
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
   }
 }

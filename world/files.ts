@@ -1,5 +1,5 @@
 /** Listing the source trees the world builds from (image folders, repository trees). */
-import { readdir, stat } from "node:fs/promises";
+import { access, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 
 export interface TreeFile {
@@ -38,4 +38,14 @@ async function walkInto(dir: string, prefix: string): Promise<TreeFile[]> {
     else if (info.isFile()) files.push({ name, source, mode: info.mode & 0o777 });
   }
   return files;
+}
+
+/** Whether a path exists (any kind of file). */
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
 }

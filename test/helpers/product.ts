@@ -114,3 +114,11 @@ export async function plan(box: Sandbox, args: readonly string[] = [], env: Reco
 }
 
 export const stateOf = (steps: readonly PlanStep[]): Record<string, string> => Object.fromEntries(steps.map((s) => [s.id, s.state]));
+
+/** A sandbox whose `build` has run to the end: the starting point of most pipeline tests. */
+export async function builtSandbox(world: World): Promise<Sandbox> {
+  const box = sandbox(world);
+  const result = await box.run(["build"]);
+  expect(result.exitCode, result.stderr + result.stdout).toBe(0);
+  return box;
+}

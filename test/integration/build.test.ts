@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { containersWithLabel } from "../helpers/docker.ts";
-import { clearBehaviour, plan, type Sandbox, sandbox, setBehaviour, stateOf, until } from "../helpers/product.ts";
+import { clearBehaviour, builtSandbox, plan, type Sandbox, sandbox, setBehaviour, stateOf, until } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 const stepIds = ["trtllm-repo", "backend-repo", "weights", "build-image", "checkpoint", "engine", "model-repo"];
@@ -19,9 +19,7 @@ describe("build against the test world", { timeout: 300_000 }, () => {
 
   beforeAll(async () => {
     world = useWorld();
-    built = sandbox(world);
-    const result = await built.run(["build"]);
-    expect(result.exitCode, result.stderr + result.stdout).toBe(0);
+    built = await builtSandbox(world);
     return async () => {
       await built[Symbol.asyncDispose]();
       await world[Symbol.asyncDispose]();

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containersWithLabel, imageId, removeImageTag } from "../helpers/docker.ts";
-import { plan, type Sandbox, sandbox, stateOf } from "../helpers/product.ts";
+import { builtSandbox, plan, type Sandbox, sandbox, stateOf } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 
@@ -12,9 +12,7 @@ describe("pipeline edges against the test world", { timeout: 300_000 }, () => {
 
   beforeAll(async () => {
     world = useWorld();
-    built = sandbox(world);
-    const result = await built.run(["build"]);
-    expect(result.exitCode, result.stderr).toBe(0);
+    built = await builtSandbox(world);
   });
   afterAll(async () => {
     await built[Symbol.asyncDispose]();

@@ -26,11 +26,13 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/helpers/global-setup.ts"],
+          // Around every test: the engine answers and is watched; no container before or after.
+          setupFiles: ["test/helpers/integration-setup.ts"],
           testTimeout: 300_000,
           hookTimeout: 900_000,
           // One Docker engine, one registry, one Hub stand-in: files run one after another.
           fileParallelism: false,
-          retry: process.env.CI ? 1 : 0,
+          // No retries: a retry would let a flaky test pass and hide what makes it flaky.
         },
       },
     ],

@@ -88,6 +88,9 @@ function report(error: unknown, output: Output, commandName?: string): ExitCode 
     } else {
       output.error(error.message);
     }
+    // -v: what the message was made from (a socket error, an HTTP answer), with its stack.
+    const cause = (error as { cause?: unknown }).cause;
+    if (output.verbose && cause !== undefined) output.debug(`caused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
     return error.exitCode as ExitCode;
   }
   const bug = error instanceof Error ? error : new Error(String(error));

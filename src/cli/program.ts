@@ -69,7 +69,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     "check the host (Docker, NVIDIA runtime, GPUs, disk, Hugging Face token and access, ports): ok / warning / blocker",
     "doctor",
     ["build", "serve"],
-  );
+  ).option("--verify", "also re-hash the downloaded weights against their sha256 (reads every byte)");
 
   command("plan", "print the pipeline without running anything: each step, its state and the exact work (= build --dry-run)", "plan", [
     "build",

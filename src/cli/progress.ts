@@ -17,17 +17,21 @@ export async function runWithProgress(executors: readonly StepExecutor[], output
       title: `${executor.step.id}: ${executor.step.title}`,
       task: async (_ctx: unknown, task: { output: string | null; title: string; skip(message?: string): void }) => {
         let lastPlain = 0;
-        const outcome = await executor.run({
-          onStepLine: (_step, line) => {
-            if (output.verbose) output.debug(`[${executor.step.id}] ${line}`);
-            if (renderer === "default") {
-              task.output = line;
-            } else if (renderer === "simple" && Date.now() - lastPlain >= plainLineIntervalMs) {
-              lastPlain = Date.now();
-              task.output = line;
-            }
-          },
-        });
+        const outcome = await executor
+          .run({
+            onStepLine: (_step, line) => {
+              if (output.verbose) output.debug(`[${executor.step.id}] ${line}`);
+              if (renderer === "default") {
+                task.output = line;
+              } else if (renderer === "simple" && Date.now() - lastPlain >= plainLineIntervalMs) {
+                lastPlain = Date.now();
+                task.output = line;
+              }
+            },
+          })
+          .catch((error: unknown) => {
+            throw new ShownError(error);
+          });
         outcomes.push(outcome);
         if (outcome.action === "skipped") task.skip(`${executor.step.id} [up to date]`);
         if (outcome.action === "not-selected") task.skip(`${executor.step.id} [not selected: ${outcome.state}]`);
@@ -43,6 +47,22 @@ export async function runWithProgress(executors: readonly StepExecutor[], output
       registerSignalListeners: false,
     },
   );
-  await list.run();
+  try {
+    await list.run();
+  } catch (error) {
+    throw error instanceof ShownError ? error.original : error;
+  }
   return outcomes;
+}
+
+/**
+ * What listr2 shows of a failed step: the first line only ("[FAILED: Step engine failed: …]").
+ * The whole message, with the log's last lines, is printed once, by the CLI's error handler.
+ */
+class ShownError extends Error {
+  readonly original: unknown;
+  constructor(original: unknown) {
+    super((original instanceof Error ? original.message : String(original)).split("\n")[0]);
+    this.original = original;
+  }
 }

@@ -131,6 +131,10 @@ export class Pipeline {
     }
 
     const started = Date.now();
+    // Outputs that were there but failed their check are a repair: count it, so that the steps
+    // built from the damaged outputs are built again too.
+    const previous = this.#state.get(step.id);
+    const repairs = (previous?.repairs ?? 0) + (judged.damaged ? 1 : 0);
     // Before running: a crash from here on must never look done (wireit's delete-before-run).
     await this.#state.remove(step.id);
     await log.open((line) => hooks.onStepLine?.(step, line));
@@ -164,6 +168,7 @@ export class Pipeline {
       out,
       finishedAt: new Date().toISOString(),
       tool: { version: this.#version, node: process.versions.node },
+      ...(repairs > 0 ? { repairs } : {}),
     };
     await this.#state.put(record);
     await pausePoint(`${step.id}:after-record`);
@@ -185,6 +190,7 @@ export class Pipeline {
 
     let state: StepState;
     let reason: string;
+    let damaged = false;
     if (!record) {
       state = "pending";
       reason = notDone.length > 0 ? `after ${notDone.join(", ")}` : "not built yet";
@@ -200,10 +206,11 @@ export class Pipeline {
       const verdict = await step.verify(ctx, record.out as never);
       state = verdict.ok ? "done" : "stale";
       reason = verdict.ok ? "up to date" : verdict.reason;
+      damaged = !verdict.ok;
     }
     const out = state === "done" && record ? record.out : await step.expectedOut(ctx);
     const hash = state === "done" && record ? upstreamHash(record) : `${state}:${fp}`;
-    return { state, reason, inputs, fingerprint: fp, known: { state, out, hash } satisfies Known };
+    return { state, reason, damaged, inputs, fingerprint: fp, known: { state, out, hash } satisfies Known };
   }
 
   #context(step: Step, known: Map<StepId, Known>, log: StepLog, planning = false): StepContext {
@@ -248,6 +255,9 @@ export interface StepOutcome {
 }
 
 function upstreamHash(record: StepRecord): string {
-  return createHash("sha256").update(record.fingerprint).update(canonicalJson(record.out)).digest("hex");
+  const hash = createHash("sha256").update(record.fingerprint).update(canonicalJson(record.out));
+  // Only when there were repairs, so that the hashes of records from before the field stay valid.
+  if (record.repairs) hash.update(`\0repairs:${record.repairs}`);
+  return hash.digest("hex");
 }
 

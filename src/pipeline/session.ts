@@ -6,6 +6,7 @@ import { DockerodeClient } from "../docker/dockerode-client.ts";
 import { labelKeys, ownerLabels } from "../docker/labels.ts";
 import { SimpleGitClient } from "../git/simple-git-client.ts";
 import { acquireLock, type WorkdirLock } from "./lock.ts";
+import { isOrphan } from "./orphans.ts";
 import { Pipeline, type BaseContext } from "./runner.ts";
 import { StateStore } from "./state.ts";
 import type { Clients } from "./step.ts";
@@ -90,16 +91,16 @@ export class Session {
   }
 
   /**
-   * Step containers of this workdir that are not ours: with the lock held, any such container
-   * belongs to a run that was killed (`kill -9` leaves containers running, reliability D4).
+   * Removes this workdir's orphans, containers whose owning process is dead (see isOrphan), and
+   * says what it removed through `onReaped`.
    */
-  async reapOrphans(onReaped: (name: string, role: string, runId: string) => void): Promise<void> {
+  async reapOrphans(onReaped: (message: string) => void): Promise<void> {
     const containers = await this.clients.docker.listContainers({ [labelKeys.workdir]: this.paths.id });
     for (const c of containers) {
-      const role = c.labels[labelKeys.role] ?? "?";
-      if (role === "server" || c.labels[labelKeys.run] === this.runId) continue;
+      if (!isOrphan(c)) continue;
       await this.clients.docker.removeContainer(c.id, { kill: true });
-      onReaped(c.name, role, c.labels[labelKeys.run] ?? "?");
+      const run = (c.labels[labelKeys.run] ?? "?").slice(0, 8);
+      onReaped(`removed container ${c.name} left running by a killed run ${run} (${c.labels[labelKeys.role] ?? "?"})`);
     }
   }
 

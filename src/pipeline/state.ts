@@ -1,4 +1,5 @@
 import { mkdir, readFile } from "node:fs/promises";
+import { parse as parseJsonc, type ParseError } from "jsonc-parser";
 import { writeFileAtomicWith } from "../common/atomic-file.ts";
 import { pausePoint } from "../common/test-hooks.ts";
 import { UsageError } from "../common/errors.ts";
@@ -18,6 +19,12 @@ export interface StepRecord {
   readonly out: Json;
   readonly finishedAt: string;
   readonly tool: { readonly version: string; readonly node: string };
+  /**
+   * How many times the step ran again because its outputs were found damaged (a truncated blob,
+   * a missing engine file). Part of what the steps after it read: they were built from what was
+   * damaged, so a repair rebuilds them too (reliability case 7a). Absent means 0.
+   */
+  readonly repairs?: number;
 }
 
 interface StateFile {
@@ -88,8 +95,9 @@ export function parseState(text: string, path: string): Partial<Record<StepId, S
   try {
     data = JSON.parse(text);
   } catch (error) {
+    const why = (error as Error).message.replace(/ in JSON at position \d+.*$/, "");
     throw new UsageError(
-      `${path} is damaged (${(error as Error).message}). Nothing was run. ` +
+      `${path}:${jsonErrorAt(text)}: the state file is damaged (${why}). Nothing was run. ` +
         "Move it aside to rebuild from scratch; finished outputs will be checked and redone only where needed.",
     );
   }
@@ -110,4 +118,13 @@ export function parseState(text: string, path: string): Partial<Record<StepId, S
     }
   }
   return steps;
+}
+
+/** `line:col` of the first syntax error in `text`: V8's JSON.parse does not always say where. */
+function jsonErrorAt(text: string): string {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false });
+  const offset = errors[0]?.offset ?? text.length;
+  const lines = text.slice(0, offset).split("\n");
+  return `${lines.length}:${(lines.at(-1)?.length ?? 0) + 1}`;
 }

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const entry = fileURLToPath(new URL("./llama3-trt.ts", import.meta.url));
@@ -27,10 +27,25 @@ export function baseEnv(extra: Record<string, string> = {}): Record<string, stri
   };
 }
 
+/** CLI processes started by tests and still running, so that a test whose engine died can end them. */
+const running = new Set<ChildProcess>();
+
+/** Registers a CLI child until it exits. */
+export function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  return child;
+}
+
+/** SIGKILLs every CLI a test started that is still running (the engine went away under it). */
+export function killRunningClis(): void {
+  for (const child of running) child.kill("SIGKILL");
+}
+
 /** Runs `llama3-trt <args>` as a subprocess, the way a user or a CI job does. */
 export function cli(args: readonly string[], options: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       ["--disable-warning=ExperimentalWarning", entry, ...args],
       { cwd: options.cwd, env: options.env ?? baseEnv(), timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
@@ -39,5 +54,6 @@ export function cli(args: readonly string[], options: CliOptions): Promise<CliRe
         resolve({ exitCode: typeof error?.code === "number" ? error.code : 0, stdout, stderr });
       },
     );
+    track(child);
   });
 }

@@ -126,3 +126,29 @@ export async function pullImage(ref: string): Promise<void> {
 export async function removeImageTag(ref: string, options: { force?: boolean } = {}): Promise<void> {
   await docker().getImage(ref).remove({ force: options.force ?? false });
 }
+
+export interface ContainerEvent {
+  id: string;
+  /** `create`, `start`, `kill`, `die`, `destroy`, … */
+  action: string;
+  labels: Record<string, string>;
+  timeNano: number;
+}
+
+/**
+ * The engine's container events from `sinceSeconds` until now, oldest first, of containers with
+ * all of `labels`: what happened to them, in the order the engine saw it.
+ */
+export async function containerEvents(sinceSeconds: number, labels: Record<string, string>): Promise<ContainerEvent[]> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const filters = { type: ["container"], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+  const stream = (await docker().getEvents({ since: sinceSeconds, until, filters } as Record<string, unknown>)) as NodeJS.ReadableStream;
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as { id: string; Action: string; Actor: { Attributes: Record<string, string> }; timeNano: number })
+    .map((e) => ({ id: e.id, action: e.Action, labels: e.Actor.Attributes, timeNano: e.timeNano }))
+    .sort((a, b) => a.timeNano - b.timeNano);
+}

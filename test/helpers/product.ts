@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
-import { baseEnv, cli, type CliResult } from "./cli.ts";
+import { baseEnv, cli, type CliResult, track } from "./cli.ts";
+import { engineGone } from "./engine-watch.ts";
 import type { World } from "./world.ts";
 
 const entry = fileURLToPath(new URL("./llama3-trt.ts", import.meta.url));
@@ -42,13 +43,21 @@ export function sandbox(world: World): Sandbox {
     workdir,
     workdirId: createHash("sha256").update(workdir).digest("hex").slice(0, 16),
     env,
-    run: (args, extraEnv = {}) => cli(args, { cwd: dir, env: { ...env, ...extraEnv }, timeoutMs: 240_000 }),
+    run: async (args, extraEnv = {}) => {
+      const result = await cli(args, { cwd: dir, env: { ...env, ...extraEnv }, timeoutMs: 240_000 });
+      // A CLI killed because the engine went away: say that, not "exit 137".
+      const gone = engineGone();
+      if (gone) throw gone;
+      return result;
+    },
     start(args, extraEnv = {}) {
-      const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", entry, ...args], {
-        cwd: dir,
-        env: { ...env, ...extraEnv },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const child = track(
+        spawn(process.execPath, ["--disable-warning=ExperimentalWarning", entry, ...args], {
+          cwd: dir,
+          env: { ...env, ...extraEnv },
+          stdio: ["ignore", "pipe", "pipe"],
+        }),
+      );
       let stdout = "";
       let stderr = "";
       child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -90,6 +99,8 @@ function recorderUrl(world: World): string {
 export async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
+    const gone = engineGone();
+    if (gone) throw gone;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -13,7 +13,7 @@ import { RequestLog } from "./request-log.ts";
 import { ScenarioState } from "./scenario.ts";
 import type { Server } from "node:http";
 
-export { DENIED_TOKEN, GRANTED_TOKEN, tokenClass } from "./tokens.ts";
+export { DENIED_TOKEN, GRANTED_TOKEN, SENTINEL_TOKEN, tokenClass } from "./tokens.ts";
 export { GATED_REPO_ID, OPEN_REPO_ID, WORLD_REPOS, readRepoManifest } from "./repo-fixture.ts";
 export type { RepoManifest, RepoCommit, RepoFile } from "./repo-fixture.ts";
 export type { Scenario, FaultRule, ExtraEntry } from "./scenario.ts";

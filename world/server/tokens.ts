@@ -9,6 +9,12 @@ export const GRANTED_TOKEN = "hf_worldGRANTEDaaaaaaaaaaaaaaaaaaaaaa";
 /** User `world-denied`: valid (whoami works), but not approved for gated repos: 403 GatedRepo. */
 export const DENIED_TOKEN = "hf_worldDENIEDbbbbbbbbbbbbbbbbbbbbbbb";
 
+/**
+ * User `world-sentinel`: granted like world-user. The secret-leak tests (reliability case 37) run
+ * the product with it and search every output, log, argv and container for "SENTINEL".
+ */
+export const SENTINEL_TOKEN = "hf_SENTINELxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
 export interface WorldUser {
   readonly id: string;
   readonly name: string;
@@ -20,6 +26,7 @@ export interface WorldUser {
 const USERS: ReadonlyMap<string, WorldUser> = new Map([
   [GRANTED_TOKEN, { id: "66a0000000000000000000a1", name: "world-user", fullname: "World User", gatedAccess: true }],
   [DENIED_TOKEN, { id: "66a0000000000000000000d1", name: "world-denied", fullname: "World Denied", gatedAccess: false }],
+  [SENTINEL_TOKEN, { id: "66a0000000000000000000e1", name: "world-sentinel", fullname: "World Sentinel", gatedAccess: true }],
 ]);
 
 /** What a request's credentials amount to. `invalid` covers malformed headers as well as unknown tokens. */
@@ -46,7 +53,7 @@ export function credentialsFromToken(token: string): Credentials {
 /** Token class in one word, for tests and logs: never the token itself. */
 export function tokenClass(token: string | undefined): "none" | "granted" | "denied" | "invalid" {
   if (token === undefined || token === "") return "none";
-  if (token === GRANTED_TOKEN) return "granted";
+  if (token === GRANTED_TOKEN || token === SENTINEL_TOKEN) return "granted";
   if (token === DENIED_TOKEN) return "denied";
   return "invalid";
 }

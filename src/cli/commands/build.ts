@@ -20,9 +20,7 @@ export async function run(env: CommandEnv): Promise<void> {
   if (lock.tookOverFrom) {
     env.output.info(`took over the workdir from a dead run (pid ${lock.tookOverFrom.pid}, ${lock.tookOverFrom.command})`);
   }
-  await session.reapOrphans((name, role, runId) =>
-    env.output.warn(`removed container ${name} left running by a killed run ${runId.slice(0, 8)} (${role})`),
-  );
+  await session.reapOrphans((message) => env.output.warn(message));
   const pipeline = await session.pipeline();
   const executors = await pipeline.prepare({ only: options.only, from: options.from, force: options.force });
   const outcomes = await runWithProgress(executors, env.output);

@@ -19,7 +19,7 @@ export async function run(env: CommandEnv): Promise<void> {
   if (servers.some((c) => c.state === "running")) {
     throw new FailedError("The server of this workdir is running on these files. Run `llama3-trt stop` first.");
   }
-  await session.reapOrphans(() => {});
+  await session.reapOrphans((message) => env.output.warn(message));
   const removed: string[] = [];
   for (const dir of [p.repos, p.checkpoint, p.engine, p.modelRepo, p.imageContext, p.logs, p.state]) {
     await removeStaleStaging(dir);

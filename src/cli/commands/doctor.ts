@@ -1,11 +1,17 @@
+import type { Settings } from "../../config/schema.ts";
 import { DockerodeClient } from "../../docker/dockerode-client.ts";
-import { runChecks, type Status } from "../../doctor/checks.ts";
+import { type Check, runChecks, type Status } from "../../doctor/checks.ts";
+import { Session } from "../../pipeline/session.ts";
+import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
 /** Checks the host and says, per item, ok / warning / blocker with the fix. Exit 1 on any blocker. */
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
-  const checks = await runChecks({ settings, env: env.env, docker: new DockerodeClient(env.env), signal: new AbortController().signal });
+  const docker = new DockerodeClient(env.env);
+  const signal = new AbortController().signal;
+  const checks = await runChecks({ settings, env: env.env, docker, signal });
+  if (env.options.verify === true) checks.push(await verifyWeights(settings, env, signal));
   const blockers = checks.filter((c) => c.status === "blocker");
   if (env.output.json) {
     env.output.document({ ok: blockers.length === 0, checks });
@@ -21,5 +27,25 @@ export async function run(env: CommandEnv): Promise<void> {
     // The report above is the answer (one JSON document under --json): only the exit code remains.
     if (!env.output.json) env.output.error(`${blockers.length} blocker${blockers.length === 1 ? "" : "s"}: ${blockers.map((b) => b.name).join(", ")}`);
     process.exitCode = 1;
+  }
+}
+
+/**
+ * `doctor --verify`: re-hashes the weights the workdir's build used, every byte (reliability
+ * case 7b), with the weights step's own check: a blob changed on disk is a blocker.
+ */
+async function verifyWeights(settings: Settings, env: CommandEnv, signal: AbortSignal): Promise<Check> {
+  const name = "Weights";
+  const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: true });
+  try {
+    const weights = (await (await session.pipeline()).evaluate()).find((s) => s.id === "weights");
+    if (!weights || weights.state === "pending") return { name, status: "skipped", detail: "not downloaded yet: nothing to verify" };
+    if (weights.state === "stale") {
+      return { name, status: "blocker", detail: weights.reason, fix: "`llama3-trt build --verify` fetches again what does not match" };
+    }
+    const files = weights.work.kind === "weights" ? weights.work.weights.files.length : 0;
+    return { name, status: "ok", detail: `${files} files read back: each matches its hash` };
+  } catch (error) {
+    return { name, status: "blocker", detail: error instanceof Error ? error.message : String(error) };
   }
 }

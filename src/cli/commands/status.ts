@@ -1,5 +1,6 @@
 import { labelKeys } from "../../docker/labels.ts";
 import { isAlive, readOwner } from "../../pipeline/lock.ts";
+import { isOrphan } from "../../pipeline/orphans.ts";
 import { Session } from "../../pipeline/session.ts";
 import type { ContainerSummary } from "../../docker/docker-client.ts";
 import { containerUrls } from "../../server/urls.ts";
@@ -15,10 +16,8 @@ export async function run(env: CommandEnv): Promise<void> {
   const steps = await (await session.pipeline()).evaluate();
   const containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
   const server = await describeServer(containers.find((c) => c.labels[labelKeys.role] === "server"));
-  // A step container is an orphan unless the run that started it still holds the workdir.
-  const liveRun = lock && isAlive(lock.pid) ? lock.runId : undefined;
   const orphans = containers
-    .filter((c) => c.labels[labelKeys.role] !== "server" && c.labels[labelKeys.run] !== liveRun)
+    .filter((c) => isOrphan(c))
     .map((c) => ({ name: c.name, state: c.state, step: c.labels[labelKeys.role], run: c.labels[labelKeys.run] }));
 
   if (env.output.json) {
@@ -40,7 +39,7 @@ export async function run(env: CommandEnv): Promise<void> {
     lines.push(`Server: ${server.container} (${server.state}${server.state === "running" ? (server.ready ? ", ready" : ", not ready yet") : ""})${server.urls ? ` at ${server.urls.http}` : ""}`);
     if (server.exposed) lines.push("  published on 0.0.0.0: reachable from other machines (Docker's published ports bypass host firewalls such as ufw)");
   }
-  for (const o of orphans) lines.push(`Orphaned container ${o.name} (${o.state}) from run ${o.run?.slice(0, 8)} (${o.step}); the next \`build\` removes it`);
+  for (const o of orphans) lines.push(`Orphaned container ${o.name} (${o.state}) from run ${o.run?.slice(0, 8)} (${o.step}); the next \`build\`, \`stop\` or \`clean\` removes it`);
   env.output.result(lines.join("\n"));
 }
 

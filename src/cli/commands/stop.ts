@@ -3,12 +3,20 @@ import { stopServers } from "../../server/server.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
-/** Stops and removes the server of this workdir, wherever `serve` was started from. */
+/**
+ * Stops and removes the server of this workdir, wherever `serve` was started from, and the
+ * containers a killed run left (orphans: their owner is dead, so no lock is needed to end them).
+ */
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
   const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version });
   const stopped = await stopServers(session.docker, session.paths);
-  if (env.output.json) env.output.document({ stopped });
+  const reaped: string[] = [];
+  await session.reapOrphans((message) => {
+    reaped.push(message);
+    env.output.warn(message);
+  });
+  if (env.output.json) env.output.document({ stopped, reaped });
   else if (stopped.length === 0) env.output.result("No server running for this workdir.");
   else env.output.result(`Stopped and removed ${stopped.join(", ")}. Its log is in ${session.paths.log("server")}.`);
 }

@@ -35,7 +35,9 @@ describe("state.json", () => {
     const paths = new WorkdirPaths(dir.path);
     writeFileSync(paths.state, '{"version": 1, "steps": {');
     await expect(StateStore.load(paths)).rejects.toThrow(UsageError);
-    await expect(StateStore.load(paths)).rejects.toThrow(`${paths.state} is damaged`);
+    await expect(StateStore.load(paths)).rejects.toThrow(`${paths.state}:1:26: the state file is damaged (Expected property name or '}'). Nothing was run.`);
+    writeFileSync(paths.state, '{"version": 1,\n  "steps": x}');
+    await expect(StateStore.load(paths)).rejects.toThrow(`${paths.state}:2:12: the state file is damaged (Unexpected token 'x', ..." "steps": x}" is not valid JSON).`);
     writeFileSync(paths.state, "[1,2]");
     await expect(StateStore.load(paths)).rejects.toThrow("is not a llama3-trt state file");
   });

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, extname, isAbsolute, resolve as resolvePath } from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import { ConfigError } from "../common/errors.ts";
+import { redact } from "../common/redact.ts";
 import { closest } from "../common/text.ts";
 import {
   envName,
@@ -63,7 +64,8 @@ export function resolveSettings(input: ResolveInput): Resolved {
     const [source, raw, label] = given;
     const parsed = (spec.parse as (raw: unknown) => { ok: boolean; value?: unknown; expected?: string })(raw);
     if (!parsed.ok) {
-      issues.push(`${label}: expected ${parsed.expected}, got ${JSON.stringify(raw)}`);
+      // The value as given, less anything secret-shaped in it (a token in a URL).
+      issues.push(`${label}: expected ${parsed.expected}, got ${redact(JSON.stringify(raw))}`);
       continue;
     }
     values[key] = parsed.value;

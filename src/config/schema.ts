@@ -84,6 +84,11 @@ function parseGitUrl(raw: unknown): Parsed<string> {
   }
   if (!["https:", "ssh:", "git:", "file:"].includes(url.protocol)) return fail(expected);
   if (url.protocol !== "file:" && url.hostname === "") return fail(expected);
+  // A token in the URL would be in git's argv (`ps` shows it to every user) and in .git/config
+  // (reliability case 37). An ssh user name (git@host) is no secret.
+  if (url.password !== "" || (url.username !== "" && url.protocol !== "ssh:")) {
+    return fail(`${expected} without credentials in it (git would show them in \`ps\` and keep them in .git/config): use a git credential helper, or ssh://`);
+  }
   return ok(raw);
 }
 

@@ -14,6 +14,8 @@ export interface CliOptions {
   /** The whole environment of the child: tests pin it rather than inherit the developer's. */
   readonly env?: Record<string, string>;
   readonly timeoutMs?: number;
+  /** Options for node itself, before the entry point (e.g. `--import` of a test preload). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** A pinned, minimal environment: CI set, no colour, nothing of the developer's HF or Docker setup. */
@@ -47,7 +49,7 @@ export function cli(args: readonly string[], options: CliOptions): Promise<CliRe
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
-      ["--disable-warning=ExperimentalWarning", entry, ...args],
+      ["--disable-warning=ExperimentalWarning", ...(options.nodeArgs ?? []), entry, ...args],
       { cwd: options.cwd, env: options.env ?? baseEnv(), timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== "number") return reject(error);

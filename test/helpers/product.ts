@@ -4,16 +4,23 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { baseEnv, cli, type CliResult, track } from "./cli.ts";
 import { engineGone } from "./engine-watch.ts";
+import type { SpawnRecord } from "./spawn-trace.ts";
 import type { World } from "./world.ts";
 
 const entry = fileURLToPath(new URL("./llama3-trt.ts", import.meta.url));
+const spawnTrace = new URL("./spawn-trace.ts", import.meta.url).href;
+
+export interface SandboxOptions {
+  /** Record every child process the CLI starts (./spawn-trace.ts); read them with `spawns()`. */
+  readonly traceSpawns?: boolean;
+}
 
 export interface Sandbox extends AsyncDisposable {
   readonly dir: string;
@@ -24,6 +31,8 @@ export interface Sandbox extends AsyncDisposable {
   run(args: readonly string[], extraEnv?: Record<string, string>): Promise<CliResult>;
   /** Starts the CLI without waiting, for signal and concurrency tests. */
   start(args: readonly string[], extraEnv?: Record<string, string>): Running;
+  /** The child processes the CLI started so far (with `traceSpawns`). */
+  spawns(): SpawnRecord[];
 }
 
 export interface Running {
@@ -32,11 +41,13 @@ export interface Running {
   exited(): Promise<CliResult>;
 }
 
-export function sandbox(world: World): Sandbox {
+export function sandbox(world: World, options: SandboxOptions = {}): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), "llama3-trt-it-"));
   mkdirSync(join(dir, "home"));
   const workdir = join(dir, "llama3-trt");
-  const env = baseEnv({ ...world.env, HOME: join(dir, "home") });
+  const spawnLog = join(dir, "spawns.jsonl");
+  const env = baseEnv({ ...world.env, HOME: join(dir, "home"), ...(options.traceSpawns ? { LLAMA3_TRT_TEST_SPAWN_LOG: spawnLog } : {}) });
+  const nodeArgs = options.traceSpawns ? ["--import", spawnTrace] : [];
   const running: Running[] = [];
   return {
     dir,
@@ -44,7 +55,7 @@ export function sandbox(world: World): Sandbox {
     workdirId: createHash("sha256").update(workdir).digest("hex").slice(0, 16),
     env,
     run: async (args, extraEnv = {}) => {
-      const result = await cli(args, { cwd: dir, env: { ...env, ...extraEnv }, timeoutMs: 240_000 });
+      const result = await cli(args, { cwd: dir, env: { ...env, ...extraEnv }, timeoutMs: 240_000, nodeArgs });
       // A CLI killed because the engine went away: say that, not "exit 137".
       const gone = engineGone();
       if (gone) throw gone;
@@ -52,7 +63,7 @@ export function sandbox(world: World): Sandbox {
     },
     start(args, extraEnv = {}) {
       const child = track(
-        spawn(process.execPath, ["--disable-warning=ExperimentalWarning", entry, ...args], {
+        spawn(process.execPath, ["--disable-warning=ExperimentalWarning", ...nodeArgs, entry, ...args], {
           cwd: dir,
           env: { ...env, ...extraEnv },
           stdio: ["ignore", "pipe", "pipe"],
@@ -69,6 +80,13 @@ export function sandbox(world: World): Sandbox {
       running.push(handle);
       return handle;
     },
+    spawns: () =>
+      existsSync(spawnLog)
+        ? readFileSync(spawnLog, "utf8")
+            .split("\n")
+            .filter(Boolean)
+            .map((line) => JSON.parse(line) as SpawnRecord)
+        : [],
     [Symbol.asyncDispose]: async () => {
       for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });

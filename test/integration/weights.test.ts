@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type Sandbox, sandbox, until } from "../helpers/product.ts";
+import { plan, type Sandbox, sandbox, until } from "../helpers/product.ts";
 import { type RequestLogEntry, useWorld, type World } from "../helpers/world.ts";
 
 const repo = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -33,6 +34,40 @@ function sha256(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
+/** The name the Hub gives a blob: sha256 for LFS files (64 hex), the git blob sha1 otherwise (40). */
+function contentName(path: string, nameLength: number): string {
+  const bytes = readFileSync(path);
+  if (nameLength === 64) return createHash("sha256").update(bytes).digest("hex");
+  return createHash("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex");
+}
+
+/** Every file of the snapshot is a relative link to a blob whose content hashes to its name. */
+function expectSnapshotSound(box: Sandbox): string[] {
+  const cache = modelCache(box);
+  const snapshot = join(cache, "snapshots", readFileSync(join(cache, "refs/main"), "utf8"));
+  const names = readdirSync(snapshot).sort();
+  const oids: string[] = [];
+  for (const name of names) {
+    const target = readlinkSync(join(snapshot, name));
+    expect(target).toMatch(/^\.\.\/\.\.\/blobs\/([0-9a-f]{40}|[0-9a-f]{64})$/);
+    const oid = target.split("/").pop() as string;
+    expect(contentName(join(snapshot, name), oid.length), name).toBe(oid);
+    oids.push(oid);
+  }
+  // No partial or temp file of these blobs is left beside them.
+  expect(blobsOf(box).filter((n) => oids.some((oid) => n.startsWith(`${oid}.`)))).toEqual([]);
+  return names;
+}
+
+/** The record of the weights step in state.json, if any. */
+function weightsRecord(box: Sandbox): unknown {
+  const path = join(box.workdir, "state.json");
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { steps: Record<string, unknown> }).steps.weights : undefined;
+}
+
+/** The host part of the downloader's partial-file names, as src/hub/download.ts makes it. */
+const partialHost = hostname().replace(/[^A-Za-z0-9_-]/g, "_");
+
 /** The LFS sha256 (the blob's name in the cache) of a file of the model, from the Hub's paths-info. */
 async function lfsOid(world: World, path: string): Promise<string> {
   const response = await fetch(`${world.world.hubUrl}/api/models/${repo}/paths-info/main`, {
@@ -61,7 +96,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     await fetch(`${world.world.hubUrl}/_world/scenario`, { method: "DELETE" }).then((r) => r.body?.cancel());
   });
 
-  it("downloads into an empty cache in the standard layout, without original/, the token only to the Hub", async () => {
+  it("downloads into an empty cache in the standard layout, without original/, the token only to the Hub (cases 17, 37)", async () => {
     await using box = sandbox(world);
     await using w = useWorld();
     const result = await weights(box);
@@ -92,6 +127,9 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       if (oid.length === 64) expect(sha256(link)).toBe(oid);
     }
     expect(readdirSync(join(cache, "blobs")).some((n) => n.endsWith(".incomplete"))).toBe(false);
+    // Blobs take the mode of the cache folder's files (no execute bit, nobody else may write).
+    for (const blob of blobsOf(box)) expect((statSync(join(cache, "blobs", blob)).mode & 0o777).toString(8), blob).toBe("644");
+    expect(weightsRecord(box)).toMatchObject({ id: "weights" });
     const requests = await settledRequests(w);
     expect(requests.some((r) => r.file?.startsWith("original/"))).toBe(false);
     expect(requests.filter((r) => r.origin === "cdn").length).toBeGreaterThan(0);
@@ -99,7 +137,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(requests.filter((r) => r.origin === "hub").every((r) => r.authorization)).toBe(true);
   });
 
-  it("a second run transfers 0 bytes, and so does a cache another tool filled", async () => {
+  it("a second run transfers 0 bytes, and so does a cache another tool filled (case 17)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);
     await using w = useWorld();
@@ -116,7 +154,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(contentBytes(await settledRequests(w2))).toBe(0);
   });
 
-  it("a download killed half-way resumes with Range and fetches little more than the rest", async () => {
+  it("a download killed half-way resumes with Range, fetches exactly the rest, and nothing it had finished (case 1)", async () => {
     await using box = sandbox(world);
     await world.setScenario({ rules: [{ match: "model-00001-of-00004.safetensors", origin: "cdn", bytesPerSecond: 150_000 }] });
     const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
@@ -127,10 +165,18 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       const partial = partialOf();
       return partial !== undefined && statSync(join(blobs, partial)).size > 300_000;
     }, "a partial file of shard 1 past 300 kB");
+    // Meanwhile the other files, not slowed, are done: in the cache and linked into the snapshot.
+    const snapshots = join(modelCache(box), "snapshots");
+    await until(() => existsSync(snapshots) && readdirSync(join(snapshots, readdirSync(snapshots)[0] as string)).length >= 9, "the other files");
     run.child.kill("SIGKILL");
     await run.exited();
     await fetch(`${world.world.hubUrl}/_world/scenario`, { method: "DELETE" }).then((r) => r.body?.cancel());
     const kept = statSync(join(blobs, partialOf() as string)).size;
+    const finished = readdirSync(join(snapshots, readdirSync(snapshots)[0] as string));
+    expect(finished).not.toContain("model-00001-of-00004.safetensors");
+    // Recorded done only once everything is published.
+    expect(weightsRecord(box)).toBeUndefined();
+    expect(readdirSync(join(snapshots, readdirSync(snapshots)[0] as string))).toEqual(finished);
     const shardSize = (JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; weights?: { files: { path: string; size: number }[] } }[] }).steps
       .find((s) => s.id === "weights")
       ?.weights?.files.find((f) => f.path === "model-00001-of-00004.safetensors")?.size as number;
@@ -142,11 +188,17 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(shardRequests.map((r) => r.range)).toEqual([`bytes=${kept}-`]);
     const served = shardRequests.reduce((n, r) => n + r.bytesSent, 0);
     expect(served).toBe(shardSize - kept);
+    // Nothing it had finished was fetched again: the only content served is the rest of shard 1.
+    const content = (await settledRequests(w)).filter((r) => r.file !== undefined && r.status < 300 && r.bytesSent > 0);
+    expect(content.map((r) => r.file)).toEqual(["model-00001-of-00004.safetensors"]);
+    expect(finished.filter((f) => content.some((r) => r.file === f))).toEqual([]);
     expect(readdirSync(blobs).some((n) => n.endsWith(".incomplete"))).toBe(false);
     expect(sha256(join(blobs, oid))).toBe(oid);
+    expect(expectSnapshotSound(box)).toHaveLength(10);
+    expect(weightsRecord(box)).toMatchObject({ id: "weights" });
   });
 
-  it("a transfer cut three times resumes from the bytes it has; a server ignoring Range is started over", async () => {
+  it("a transfer cut three times resumes from the bytes it has; a server ignoring Range is started over (cases 3, 5)", async () => {
     await using box = sandbox(world);
     await using w = useWorld();
     await world.setScenario({
@@ -160,11 +212,18 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     const requests = (await settledRequests(w)).filter((r) => r.file === "model-00002-of-00004.safetensors" && r.origin === "cdn");
     expect(requests.map((r) => r.range)).toEqual([null, "bytes=100000-", "bytes=200000-", "bytes=300000-"]);
     const log = readFileSync(join(box.workdir, "logs/weights.log"), "utf8");
-    expect(log).toContain("the server ignored the Range request; starting this file over");
-    expect(log).toContain("transfer cut at");
+    // Warned once, although a transfer was cut three times first.
+    expect(log.match(/the server ignored the Range request; starting this file over/g)).toHaveLength(1);
+    expect(log.match(/model-00002-of-00004\.safetensors: transfer cut at/g)).toHaveLength(3);
+    // The last answer was the whole file, and the file is that, exactly: not the kept prefix plus it.
+    const size = (await plan(box)).find((st) => st.id === "weights")?.weights?.files.find((f) => f.path === "model-00002-of-00004.safetensors")?.size;
+    expect(requests.at(-1)).toMatchObject({ status: 200, bytesSent: size });
+    const oid = await lfsOid(world, "model-00002-of-00004.safetensors");
+    expect(statSync(join(modelCache(box), "blobs", oid)).size).toBe(size);
+    expect(sha256(join(modelCache(box), "blobs", oid))).toBe(oid);
   });
 
-  it("a flipped byte is caught by sha256 and fetched again once; twice is an error with nothing saved", async () => {
+  it("a flipped byte is caught by sha256 and fetched again once; twice is an error with nothing saved (case 6)", async () => {
     await using box = sandbox(world);
     await world.setScenario({ rules: [{ match: "model-00003-of-00004.safetensors", origin: "cdn", wrongBytes: true, times: 1 }] });
     const once = await weights(box);
@@ -183,20 +242,87 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       expect(existsSync(join(snapshots, commit, "model-00003-of-00004.safetensors"))).toBe(false);
     }
     expect(blobsOf(fresh).filter((n) => n.endsWith(".incomplete"))).toEqual([]);
+    // The corrupt bytes never got the blob's name.
+    const oid = await lfsOid(world, "model-00003-of-00004.safetensors");
+    expect(blobsOf(fresh)).not.toContain(oid);
+    expect(weightsRecord(fresh)).toBeUndefined();
+    // A clean rerun fetches it and every file of the snapshot is what its name says.
+    await world.setScenario({ rules: [] });
+    const clean = await weights(fresh);
+    expect(clean.exitCode, clean.stderr).toBe(0);
+    expect(expectSnapshotSound(fresh)).toHaveLength(10);
+    expect(sha256(join(modelCache(fresh), "blobs", oid))).toBe(oid);
+  });
+
+  it("a full-length partial that was never renamed is hashed and published, with no request for it (case 4)", async () => {
+    await using box = sandbox(world);
+    expect((await weights(box)).exitCode).toBe(0);
+    const oid = await lfsOid(world, "model-00002-of-00004.safetensors");
+    const blobs = join(modelCache(box), "blobs");
+    const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
+    // What a kill between the last write and the rename leaves: a complete file under a dead run's partial name.
+    const dead = Number(execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }));
+    const partial = join(blobs, `${oid}.${partialHost}-${dead}-abc123.incomplete`);
+    renameSync(join(blobs, oid), partial);
+    rmSync(join(snapshot, "model-00002-of-00004.safetensors"));
+    await using w = useWorld();
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const requests = await settledRequests(w);
+    expect(requests.filter((r) => r.file === "model-00002-of-00004.safetensors")).toEqual([]);
+    expect(requests.filter((r) => r.status === 416)).toEqual([]);
+    expect(contentBytes(requests)).toBe(0);
+    expect(existsSync(partial)).toBe(false);
+    expect(sha256(join(blobs, oid))).toBe(oid);
+    expect(expectSnapshotSound(box)).toHaveLength(10);
   });
 
   it.each([
-    ["no token", { HF_TOKEN: "" }, 1, "is gated and no Hugging Face token was found (looked in HF_TOKEN, HUGGING_FACE_HUB_TOKEN,"],
-    ["a token without access", { HF_TOKEN: DENIED }, 1, "has no access to meta-llama/Meta-Llama-3-8B-Instruct. Request access at"],
-    ["an invalid token", { HF_TOKEN: "hf_revokedrevokedrevokedrevoked" }, 1, "was rejected (revoked or expired)"],
-    ["a token that is not one", { HF_TOKEN: "ghp_notahuggingfacetoken" }, 2, "is not a token (they start with hf_)"],
-    ["a repository that does not exist", { LLAMA3_TRT_MODEL: "meta-llama/Nope" }, 1, "Repository meta-llama/Nope not found"],
-    ["a revision that does not exist", { LLAMA3_TRT_REVISION: "nope" }, 1, "Revision `nope` not found in meta-llama/Meta-Llama-3-8B-Instruct"],
-  ])("%s: its own message, its exit code, nothing written in the cache", async (_name, env, exitCode, message) => {
+    [
+      "no token (case 10)",
+      { HF_TOKEN: "" },
+      1,
+      [
+        "meta-llama/Meta-Llama-3-8B-Instruct is gated and no Hugging Face token was found (looked in HF_TOKEN, HUGGING_FACE_HUB_TOKEN, ",
+        "/home/.cache/huggingface/token). Request access at ",
+        "/meta-llama/Meta-Llama-3-8B-Instruct, then run `huggingface-cli login` or `export HF_TOKEN=hf_…`.",
+      ],
+    ],
+    [
+      "a token without access (case 11)",
+      { HF_TOKEN: DENIED },
+      1,
+      ["Your Hugging Face token (from HF_TOKEN) has no access to meta-llama/Meta-Llama-3-8B-Instruct. Request access at ", "(accept the licence) and rerun when it is approved."],
+    ],
+    [
+      "an invalid token (case 12b)",
+      { HF_TOKEN: "hf_revokedrevokedrevokedrevoked" },
+      1,
+      ["The Hugging Face token from HF_TOKEN was rejected (revoked or expired). Create a new one at https://huggingface.co/settings/tokens"],
+    ],
+    ["a token that is not one (case 12a)", { HF_TOKEN: "ghp_notahuggingfacetoken" }, 2, ["is not a token (they start with hf_)"]],
+    [
+      "a repository that does not exist (case 12c)",
+      { LLAMA3_TRT_MODEL: "meta-llama/Nope" },
+      1,
+      ["Repository meta-llama/Nope not found on ", "Check --model; a private repository also needs a token that can see it."],
+    ],
+    [
+      "a revision that does not exist (case 12d)",
+      { LLAMA3_TRT_REVISION: "nope" },
+      1,
+      ["Revision `nope` not found in meta-llama/Meta-Llama-3-8B-Instruct. Check --revision."],
+    ],
+  ])("%s: its own message, its exit code, nothing written in the cache", async (_name, env, exitCode, messages) => {
     await using box = sandbox(world);
+    await using w = useWorld();
     const result = await box.run(["build"], env);
     expect(result.exitCode).toBe(exitCode);
-    expect(result.stderr).toContain(message);
+    for (const message of messages) expect(result.stderr).toContain(message);
+    // Before any GPU work, any container, any clone: nothing ran.
+    expect(await w.invocations()).toBe(0);
+    expect(existsSync(join(box.workdir, "state.json"))).toBe(false);
+    expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
     expect(result.stderr + result.stdout).not.toMatch(/ghp_notahuggingfacetoken|hf_revoked|hf_worldDENIED/);
     expect(existsSync(cacheOf(box))).toBe(false);
     // Refused before anything else ran: no clone either.
@@ -211,7 +337,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(result.exitCode, result.stderr).toBe(0);
   });
 
-  it("HF_HUB_OFFLINE: a complete cache needs no request; an incomplete one names what is missing", async () => {
+  it("HF_HUB_OFFLINE: a complete cache needs no request; an incomplete one names what is missing (case 14)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);
     await using w = useWorld();
@@ -227,22 +353,49 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(await settledRequests(w)).toEqual([]);
   });
 
-  it("a hostile path in the listing is refused before anything is written", async () => {
+  it("a hostile path, oid or commit from the Hub is refused before anything is written (case 18)", async () => {
     await using box = sandbox(world);
-    for (const path of ["../../escape.txt", "folder/../../../etc/passwd", "/etc/passwd", "C:\\evil"]) {
+    // Everything under the sandbox that exists before: nothing may be added anywhere, in the cache or beside it.
+    const listing = () => execFileSync("find", [box.dir, "-mindepth", "1"], { encoding: "utf8" }).split("\n").filter(Boolean).sort();
+    const before = listing();
+    const hostile = ["../../escape.txt", "folder/../../../etc/passwd", "/etc/passwd", "..\\..\\evil", "C:\\x", "C:/x", "D:rel", "\\\\host\\share\\x", "\\evil", "folder/C:\\x"];
+    for (const path of hostile) {
       await world.setScenario({ extraEntries: [{ path, content: "x" }] });
       const result = await weights(box);
       expect(result.exitCode, path).toBe(1);
       expect(result.stderr).toContain(`Invalid filename ${JSON.stringify(path)}`);
-      expect(existsSync(cacheOf(box))).toBe(false);
+      expect(result.stderr).toContain("refusing to download anything. Ask the repository owner to rename it.");
     }
     await world.setScenario({ extraEntries: [{ path: "x.json", lfs: { oid: "../../x", size: 10 } }] });
     const badOid = await weights(box);
     expect(badOid.exitCode).toBe(1);
     expect(badOid.stderr).toContain("Invalid oid from the Hub for x.json");
+    await world.setScenario({ commitSha: "../x" });
+    const badCommit = await weights(box);
+    expect(badCommit.exitCode).toBe(1);
+    expect(badCommit.stderr).toContain('The Hub gave an invalid commit for meta-llama/Meta-Llama-3-8B-Instruct@main: "../x"');
+    // Only the logs of the attempts: no cache, no escape, no state.
+    expect(listing().filter((p) => !before.includes(p) && !p.startsWith(join(box.workdir, "logs")) && p !== box.workdir)).toEqual([]);
+    expect(existsSync("/etc/x") || existsSync(join(box.dir, "escape.txt"))).toBe(false);
   });
 
-  it("transient errors are retried with backoff: two 503s, then a 429 with Retry-After", async () => {
+  it("awkward but legal names download, each path segment percent-encoded (case 18)", async () => {
+    await using box = sandbox(world);
+    await using w = useWorld();
+    // Safetensors at the top level, so that the step fetches them (it takes only what conversion reads).
+    const names = ["weird but valid.safetensors", "a#b.safetensors", "q?.safetensors", "100%.safetensors", "é.safetensors"];
+    await world.setScenario({ extraEntries: names.map((path) => ({ path, content: `content of ${path}` })) });
+    const result = await weights(box);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
+    for (const name of names) expect(readFileSync(join(snapshot, name), "utf8"), name).toBe(`content of ${name}`);
+    const paths = (await settledRequests(w)).filter((r) => r.method === "GET" && r.file !== undefined && names.includes(r.file)).map((r) => r.path);
+    for (const name of names) {
+      expect(paths).toContain(`/meta-llama/Meta-Llama-3-8B-Instruct/resolve/${readFileSync(join(modelCache(box), "refs/main"), "utf8")}/${name.split("/").map(encodeURIComponent).join("/")}`);
+    }
+  });
+
+  it("transient errors are retried with backoff: two 503s, then a 429 with Retry-After (case 13ab)", async () => {
     await using box = sandbox(world);
     await world.setScenario({
       rules: [
@@ -259,20 +412,35 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(log).toMatch(/the Hub answered 429 .*retrying in 2 s/);
   });
 
-  it("a file that fails forever ends the step after a bounded number of tries", async () => {
+  it("a file that fails forever ends the step after at most 5 tries, within 30 s (case 13c)", async () => {
     await using box = sandbox(world);
+    await using w = useWorld();
     await world.setScenario({ rules: [{ match: "generation_config.json", origin: "hub", status: 500 }] });
     const started = Date.now();
     const result = await weights(box);
+    const seconds = (Date.now() - started) / 1000;
     expect(result.exitCode).toBe(1);
-    expect(Date.now() - started).toBeLessThan(45_000);
-    expect(result.stderr).toMatch(/The Hub answered 500 for meta-llama\/Meta-Llama-3-8B-Instruct: .*\(request id /);
+    // The promise: at most 5 tries and about 30 s. The backoff sleeps 1 + 2 + 4 + 8 = 15 s of it.
+    const tries = (await settledRequests(w)).filter((r) => r.file === "generation_config.json" && r.status === 500);
+    expect(tries.length).toBeGreaterThanOrEqual(2);
+    expect(tries.length).toBeLessThanOrEqual(5);
+    expect(seconds).toBeLessThan(30);
+    const last = tries.at(-1)?.requestId as string;
+    expect(result.stderr).toContain(`The Hub answered 500 for meta-llama/Meta-Llama-3-8B-Instruct: `);
+    expect(result.stderr).toContain(`(request id ${last})`);
+    expect(weightsRecord(box)).toBeUndefined();
   });
 
-  it("main moving marks weights stale by name, fetches only what changed, and keeps the old snapshot", async () => {
+  it("main moving marks weights stale by name, fetches only what changed, keeps the old snapshot, rewrites refs/main whole (case 9)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);
     const oldCommit = readFileSync(join(modelCache(box), "refs/main"), "utf8");
+    const refInode = statSync(join(modelCache(box), "refs/main")).ino;
+    // A dead run's partial of the old shard 4: a different blob from the new one, never reused for it.
+    const oldOid = await lfsOid(world, "model-00004-of-00004.safetensors");
+    const dead = Number(execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }));
+    const oldPartial = join(modelCache(box), "blobs", `${oldOid}.${partialHost}-${dead}-old000.incomplete`);
+    writeFileSync(oldPartial, readFileSync(join(modelCache(box), "blobs", oldOid)).subarray(0, 1000));
     await world.setScenario({ mainMoved: true });
     const plan = JSON.parse((await box.run(["plan", "--json"])).stdout) as { steps: { id: string; state: string; reason: string }[] };
     const step = plan.steps.find((s) => s.id === "weights");
@@ -280,14 +448,25 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(step?.reason).toMatch(new RegExp(`^revision main moved ${oldCommit.slice(0, 7)} → [0-9a-f]{7} \\(1 file changed\\)$`));
     await using w = useWorld();
     expect((await weights(box)).exitCode).toBe(0);
-    const fetched = (await settledRequests(w)).filter((r) => r.bytesSent > 0 && r.file !== undefined && r.status < 300).map((r) => r.file);
-    expect(fetched).toEqual(["model-00004-of-00004.safetensors"]);
+    const requests = await settledRequests(w);
+    const fetched = requests.filter((r) => r.bytesSent > 0 && r.file !== undefined && r.status < 300);
+    expect(fetched.map((r) => r.file)).toEqual(["model-00004-of-00004.safetensors"]);
+    // From the first byte: the old blob's partial was not taken for the new blob.
+    expect(fetched.filter((r) => r.origin === "cdn").map((r) => r.range)).toEqual([null]);
     const newCommit = readFileSync(join(modelCache(box), "refs/main"), "utf8");
+    expect(newCommit).toMatch(/^[0-9a-f]{40}$/);
     expect(newCommit).not.toBe(oldCommit);
+    // Written to a temp file and renamed over: a new inode, no temp file left beside it.
+    expect(statSync(join(modelCache(box), "refs/main")).ino).not.toBe(refInode);
+    expect(readdirSync(join(modelCache(box), "refs"))).toEqual(["main"]);
     expect(readdirSync(join(modelCache(box), "snapshots", oldCommit))).toHaveLength(10);
+    expect(sha256(join(modelCache(box), "blobs", oldOid))).toBe(oldOid);
+    // The old blob's partial is left as it was: it may serve a later download of the old revision.
+    expect(statSync(oldPartial).size).toBe(1000);
+    expect(expectSnapshotSound(box)).toHaveLength(10);
   });
 
-  it("a truncated blob makes weights stale with its sizes, and build repairs it", async () => {
+  it("a truncated blob makes weights stale with its sizes, and build repairs it (case 7a)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);
     const snapshot = join(modelCache(box), "snapshots", readFileSync(join(modelCache(box), "refs/main"), "utf8"));
@@ -303,7 +482,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(statSync(shard).size).toBe(size);
   });
 
-  it("a flipped byte of the same size is caught only by build --verify, which fetches the file again", async () => {
+  it("a flipped byte of the same size is caught only by build --verify, which fetches the file again (case 7b)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);
     const oid = await lfsOid(world, "model-00003-of-00004.safetensors");
@@ -324,23 +503,36 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     ]);
   });
 
-  it("two downloads into one cache at once both end with correct blobs", async () => {
+  it("two downloads into one cache at once both end with correct blobs, each writing its own partial (case 16)", async () => {
     await using a = sandbox(world);
     await using b = sandbox(world);
     const shared = join(a.dir, "shared-cache");
     const env = { HF_HUB_CACHE: shared };
     await world.setScenario({ rules: [{ origin: "cdn", bytesPerSecond: 2_000_000 }] });
-    const [ra, rb] = await Promise.all([a.run(["build", "--only", "weights"], env), b.run(["build", "--only", "weights"], env)]);
+    await using w = useWorld();
+    const blobs = join(shared, repoDir, "blobs");
+    const runA = a.start(["build", "--only", "weights"], env);
+    const runB = b.start(["build", "--only", "weights"], env);
+    // Both are writing the same blob at once, each into a partial of its own (owner = host-pid-random).
+    const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
+    await until(() => existsSync(blobs) && readdirSync(blobs).filter((n) => n.startsWith(`${oid}.`) && n.endsWith(".incomplete")).length === 2, "two partials of shard 1");
+    const owners = readdirSync(blobs).filter((n) => n.startsWith(`${oid}.`)).map((n) => n.split(".")[1]?.split("-")[1]);
+    expect(owners.sort()).toEqual([String(runA.child.pid), String(runB.child.pid)].sort());
+    const [ra, rb] = await Promise.all([runA.exited(), runB.exited()]);
     expect(ra.exitCode, ra.stderr).toBe(0);
     expect(rb.exitCode, rb.stderr).toBe(0);
-    const blobs = join(shared, repoDir, "blobs");
-    for (const name of readdirSync(blobs)) {
-      expect(name.endsWith(".incomplete")).toBe(false);
-      if (name.length === 64) expect(sha256(join(blobs, name))).toBe(name);
+    // Each fetched every file (duplicated bandwidth at worst), and every blob, LFS or not, is what its name says.
+    const fetched = (await settledRequests(w)).filter((r) => r.file === "model-00001-of-00004.safetensors" && r.origin === "cdn" && r.status < 300);
+    expect(fetched.length).toBe(2);
+    const names = readdirSync(blobs);
+    expect(names.filter((n) => n.length === 40).length).toBeGreaterThan(0);
+    for (const name of names) {
+      expect(name).toMatch(/^([0-9a-f]{40}|[0-9a-f]{64})$/);
+      expect(contentName(join(blobs, name), name.length), name).toBe(name);
     }
   });
 
-  it("Ctrl-C during the download exits 130 at once, keeps the partial for the next run, frees the lock", async () => {
+  it("Ctrl-C during the download exits 130 within 2 s, keeps the partial, frees the lock; the rerun resumes (case 2)", async () => {
     await using box = sandbox(world);
     const oid = await lfsOid(world, "model-00001-of-00004.safetensors");
     await world.setScenario({ rules: [{ match: "model-00001-of-00004.safetensors", origin: "cdn", bytesPerSecond: 100_000 }] });
@@ -351,13 +543,22 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     const interrupted = Date.now();
     run.child.kill("SIGINT");
     const result = await run.exited();
+    const ms = Date.now() - interrupted;
     expect(result.exitCode).toBe(130);
-    expect(Date.now() - interrupted).toBeLessThan(5_000);
-    expect(result.stderr).toContain("interrupted during weights");
-    expect(partialOf()).toBeDefined();
+    expect(ms).toBeLessThan(2_000);
+    expect(result.stderr).toContain("interrupted during weights; finished steps are kept. Rerun `llama3-trt build` to continue from weights.");
+    const kept = statSync(join(blobs, partialOf() as string)).size;
+    expect(kept).toBeGreaterThan(100_000);
     expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
-    const state = existsSync(join(box.workdir, "state.json")) ? JSON.parse(readFileSync(join(box.workdir, "state.json"), "utf8")) : { steps: {} };
-    expect(state.steps.weights).toBeUndefined();
+    expect(weightsRecord(box)).toBeUndefined();
+    // The rerun continues the partial: shard 1 from where it stopped, nothing fetched twice.
+    await world.setScenario({ rules: [] });
+    await using w = useWorld();
+    const rerun = await weights(box);
+    expect(rerun.exitCode, rerun.stderr).toBe(0);
+    expect((await settledRequests(w)).filter((r) => r.file === "model-00001-of-00004.safetensors" && r.origin === "cdn").map((r) => r.range)).toEqual([`bytes=${kept}-`]);
+    expect(expectSnapshotSound(box)).toHaveLength(10);
+    console.info(`Ctrl-C during the download: exit 130 after ${ms} ms`);
   });
 
   it("--model-dir uses local weights and names what a folder lacks", async () => {
@@ -376,7 +577,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(lacking.stderr).toContain(`--model-dir ${local} lacks tokenizer.json`);
   });
 
-  it("a disk that fills up during the download: exit 1 saying so, nothing published, state intact", async () => {
+  it("a disk that fills up during the download: exit 1 saying so, nothing published, state intact (case 15b)", async () => {
     if (process.getuid?.() !== 0) {
       console.warn("skipped: mounting a small tmpfs needs root");
       return;
@@ -397,6 +598,8 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       expect(result.stderr).toMatch(/disk full while writing model-0000\d-of-00004\.safetensors into .* \(ENOSPC\)/);
       expect(readdirSync(blobs).filter((n) => n.length === 64)).toEqual([]);
       expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
+      // state.json, if written, still parses, and weights is not in it.
+      expect(weightsRecord(box)).toBeUndefined();
     } finally {
       execFileSync("umount", [small]);
     }
@@ -467,7 +670,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     });
   });
 
-  it("refuses a download that cannot fit before the first byte", async () => {
+  it("refuses a download that cannot fit before the first byte; doctor calls it a blocker (case 15a)", async () => {
     if (process.getuid?.() !== 0) {
       console.warn("skipped: mounting a small tmpfs needs root");
       return;
@@ -480,9 +683,16 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     try {
       const result = await weights(box, { HF_HUB_CACHE: small });
       expect(result.exitCode).toBe(1);
-      expect(result.stderr).toMatch(/Not enough disk space for the model: need [\d.]+ MB in .*small, [\d.]+ MB free/);
+      expect(result.stderr).toMatch(new RegExp(`Not enough disk space for the model: need [\\d.]+ MB in ${small}, [\\d.]+ MB free\\. Free some space, or point HF_HUB_CACHE`));
       expect(contentBytes(await settledRequests(w))).toBe(0);
-      expect(existsSync(join(box.workdir, "state.json")) ? JSON.parse(readFileSync(join(box.workdir, "state.json"), "utf8")) : {}).toBeTypeOf("object");
+      expect(weightsRecord(box)).toBeUndefined();
+      expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
+      const doctor = await box.run(["doctor", "--json"], { HF_HUB_CACHE: small });
+      expect(doctor.exitCode).toBe(1);
+      expect((JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === "Disk")).toMatchObject({
+        status: "blocker",
+        detail: expect.stringMatching(new RegExp(`^need [\\d.]+ MB in ${small} for the download, [\\d.]+ MB free$`)),
+      });
     } finally {
       execFileSync("umount", [small]);
     }

@@ -45,7 +45,9 @@ export function gitRepoStep(options: RepoStepOptions): Step<RepoOut> {
     async run(ctx) {
       const dir = options.dir(ctx.paths);
       await removeStaleStaging(dir);
-      const staging = stagingFor(dir);
+      // Each run clones into a folder of its own: a git that a `kill -9` of an earlier run
+      // orphaned may still be writing into that run's folder (case 19).
+      const staging = `${stagingFor(dir)}-${ctx.runId.slice(0, 8)}`;
       ctx.log.note(`cloning ${redactUrl(options.url(ctx))} at ${options.ref(ctx)}`);
       let commit: string;
       try {

@@ -122,6 +122,26 @@ describe("invalid settings", () => {
     ]);
   });
 
+  it.each([
+    ["https://u:ghp_SENTINELaaaaaaaaaaaaaaaa@github.com/NVIDIA/TensorRT-LLM.git", "https://***@github.com/NVIDIA/TensorRT-LLM.git"],
+    ["https://ghp_SENTINELaaaaaaaaaaaaaaaa@github.com/NVIDIA/TensorRT-LLM.git", "https://***@github.com/NVIDIA/TensorRT-LLM.git"],
+    ["ssh://git:SENTINELpassword@example.com/x.git", "ssh://***@example.com/x.git"],
+  ])("refuses a git URL with credentials in it, without repeating them (case 37)", (url, shown) => {
+    using dir = tempDir();
+    const issues = issuesOf(() => resolveIn(dir.path, { env: { LLAMA3_TRT_TRTLLM_REPO_URL: url } }));
+    expect(issues).toEqual([
+      "LLAMA3_TRT_TRTLLM_REPO_URL: expected an https://, ssh://, git:// or file:// URL without credentials in it " +
+        `(git would show them in \`ps\` and keep them in .git/config): use a git credential helper, or ssh://, got "${shown}"`,
+    ]);
+  });
+
+  it("accepts an ssh user name, which is no secret", () => {
+    using dir = tempDir();
+    expect(resolveIn(dir.path, { env: { LLAMA3_TRT_TRTLLM_REPO_URL: "ssh://git@github.com/NVIDIA/TensorRT-LLM.git" } }).settings.trtllmRepoUrl).toBe(
+      "ssh://git@github.com/NVIDIA/TensorRT-LLM.git",
+    );
+  });
+
   it.each([["--output=/tmp/x"], ["v0.8.0..main"], ["a b"], ["-b"]])("refuses the git ref %s", (ref) => {
     using dir = tempDir();
     const issues = issuesOf(() => resolveIn(dir.path, { env: { LLAMA3_TRT_BACKEND_REPO_REF: ref } }));

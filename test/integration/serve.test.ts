@@ -5,34 +5,15 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect, type Server } from "node:net";
+import { createServer, connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { consumeProgress } from "../../world/docker.ts";
 import { containersWithLabel, docker, imageId, removeImageTag, TEST_CONTAINER_LABEL } from "../helpers/docker.ts";
 import { clearBehaviour, type Sandbox, sandbox, setBehaviour, until } from "../helpers/product.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { useWorld, type World } from "../helpers/world.ts";
-
-/** Three loopback ports nothing listens on, as the settings' environment. */
-async function freePorts(): Promise<{ env: Record<string, string>; http: number; grpc: number; metrics: number }> {
-  const servers: Server[] = [];
-  const ports: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-    servers.push(server);
-    ports.push((server.address() as { port: number }).port);
-  }
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  const [http, grpc, metrics] = ports as [number, number, number];
-  return {
-    http,
-    grpc,
-    metrics,
-    env: { LLAMA3_TRT_PORT: String(http), LLAMA3_TRT_GRPC_PORT: String(grpc), LLAMA3_TRT_METRICS_PORT: String(metrics) },
-  };
-}
 
 /** A listener on 127.0.0.1:port held by this test process; closed by `await using`. */
 async function hold(port: number, host = "127.0.0.1"): Promise<AsyncDisposable> {

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, extname, isAbsolute, resolve as resolvePath } from "node:path";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import { ConfigError } from "../common/errors.ts";
 import { redact } from "../common/redact.ts";
@@ -79,8 +79,9 @@ export function resolveSettings(input: ResolveInput): Resolved {
   // values from the file, the current folder for flags, environment and defaults.
   for (const key of ["workdir", "modelDir"] as const) {
     const value = values[key];
-    if (typeof value === "string" && !isAbsolute(value)) {
-      values[key] = resolvePath(sources[key] === "file" ? fileDir : input.cwd, value);
+    if (typeof value === "string") {
+      const absolute = isAbsolute(value) ? value : resolvePath(sources[key] === "file" ? fileDir : input.cwd, value);
+      values[key] = realPath(absolute);
     }
   }
 
@@ -203,4 +204,20 @@ function checkRules(s: Settings, sources: Readonly<Record<SettingKey, SettingSou
     );
   }
   return issues;
+}
+
+/**
+ * The path with symbolic links resolved, once, here: what the tool prints, labels containers
+ * with and mounts is the real folder (reliability case 40b). Parts that do not exist yet are kept.
+ */
+function realPath(path: string): string {
+  const rest: string[] = [];
+  let existing = path;
+  while (!existsSync(existing)) {
+    const parent = dirname(existing);
+    if (parent === existing) return path;
+    rest.unshift(basename(existing));
+    existing = parent;
+  }
+  return join(realpathSync(existing), ...rest);
 }

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { StepId } from "./step-ids.ts";
 
@@ -48,4 +49,19 @@ export class WorkdirPaths {
   get id(): string {
     return createHash("sha256").update(this.root).digest("hex").slice(0, 16);
   }
+}
+
+/**
+ * Folders of the workdir that every user of the host may write to (`chmod o+w`): anyone could
+ * then replace a log, a config.pbtxt or an engine file under the tool. Warned about, not
+ * refused: the user may share the host on purpose (reliability case 40b).
+ */
+export async function writableByOthers(paths: WorkdirPaths): Promise<string[]> {
+  const open: string[] = [];
+  for (const dir of [paths.root, paths.logs, paths.modelRepo, paths.engine]) {
+    const info = await lstat(dir).catch(() => undefined);
+    // The sticky bit (as on /tmp) keeps others from replacing what is not theirs.
+    if (info?.isDirectory() && (info.mode & 0o002) !== 0 && (info.mode & 0o1000) === 0) open.push(dir);
+  }
+  return open;
 }

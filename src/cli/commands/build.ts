@@ -1,4 +1,5 @@
 import { Session } from "../../pipeline/session.ts";
+import { writableByOthers } from "../../pipeline/workdir.ts";
 import { handleInterrupts } from "../interrupts.ts";
 import { runWithProgress } from "../progress.ts";
 import { version } from "../version.ts";
@@ -21,6 +22,9 @@ export async function run(env: CommandEnv): Promise<void> {
     env.output.info(`took over the workdir from a dead run (pid ${lock.tookOverFrom.pid}, ${lock.tookOverFrom.command})`);
   }
   await session.reapOrphans((message) => env.output.warn(message));
+  for (const dir of await writableByOthers(session.paths)) {
+    env.output.warn(`${dir} is writable by every user of this host: anyone could change what llama3-trt writes and later reads there. Run \`chmod o-w ${dir}\`.`);
+  }
   const pipeline = await session.pipeline();
   const executors = await pipeline.prepare({ only: options.only, from: options.from, force: options.force });
   const outcomes = await runWithProgress(executors, env.output);

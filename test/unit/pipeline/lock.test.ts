@@ -141,6 +141,45 @@ describe("the workdir lock", () => {
     expect(lock.tookOverFrom?.runId).toBe("hung");
   });
 
+  it("counts a heartbeat exactly staleMs old as stale", async () => {
+    using dir = tempDir();
+    const lockDir = join(dir.path, ".lock");
+    mkdirSync(lockDir);
+    writeFileSync(join(lockDir, "owner.json"), JSON.stringify({ ...owner("hung"), host: "other-host" }));
+    // Whole seconds, so that the folder's mtime and the faked clock are exactly 1000 ms apart.
+    const beat = new Date("2026-11-25T12:01:07.000Z");
+    utimesSync(lockDir, beat, beat);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(beat.getTime() + 999);
+      await expect(acquireLock(lockDir, owner("x"), { staleMs: 1_000 })).rejects.toThrow("locked by pid");
+      vi.setSystemTime(beat.getTime() + 1_000);
+      await using lock = await acquireLock(lockDir, owner("x"), { staleMs: 1_000 });
+      expect(lock.tookOverFrom?.runId).toBe("hung");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("of two racing to take over a dead holder's lock, exactly one wins", async () => {
+    using dir = tempDir();
+    const lockDir = join(dir.path, ".lock");
+    mkdirSync(lockDir);
+    const dead = owner("dead-run", await deadPid());
+    writeFileSync(join(lockDir, "owner.json"), JSON.stringify(dead));
+    const results = await Promise.allSettled([acquireLock(lockDir, owner("one")), acquireLock(lockDir, owner("two"))]);
+    const won = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toBeInstanceOf(FailedError);
+    // Which of the two wins, and whether it saw the dead owner before the other moved it aside
+    // (then tookOverFrom is the dead run; otherwise undefined), is up to the scheduler: not asserted.
+    expect(await readOwner(lockDir)).toEqual(won[0]?.owner);
+    await won[0]?.release();
+    expect(existsSync(lockDir)).toBe(false);
+  });
+
   it("a lock being made right now (no owner yet) is refused as such; one left half-made is taken over once stale", async () => {
     using dir = tempDir();
     const lockDir = join(dir.path, ".lock");

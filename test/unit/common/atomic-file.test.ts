@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { sweepTempFiles, writeFileAtomic, writeFileAtomicWith } from "../../../src/common/atomic-file.ts";
@@ -155,6 +155,25 @@ describe("an atomic write", () => {
     await expect(writeFileAtomic(target, "new")).rejects.toMatchObject({ code: "EISDIR" });
     expect(readFileSync(join(target, "inside"), "utf8")).toBe("kept");
     expect(readdirSync(dir.path)).toEqual(["state.json"]);
+  });
+
+  it("closes every file and folder it opens, on success and on failure", async () => {
+    using dir = tempDir();
+    const file = join(dir.path, "state.json");
+    mkdirSync(join(dir.path, "a-folder"));
+    // Linux: what the process's open descriptors point at; a leak would be one per write, for the life of the CLI.
+    const openHere = () =>
+      readdirSync("/proc/self/fd").flatMap((fd) => {
+        try {
+          const target = readlinkSync(`/proc/self/fd/${fd}`);
+          return target.startsWith(realpathSync(dir.path)) ? [target] : [];
+        } catch {
+          return []; // closed meanwhile (the listing's own descriptor)
+        }
+      });
+    for (let i = 0; i < 10; i++) await writeFileAtomic(file, `write ${i}`);
+    await expect(writeFileAtomic(join(dir.path, "a-folder"), "x")).rejects.toMatchObject({ code: "EISDIR" });
+    expect(openHere()).toEqual([]);
   });
 });
 

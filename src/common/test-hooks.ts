@@ -28,3 +28,16 @@ export function testPartBytes(): number | undefined {
   const value = Number(process.env.LLAMA3_TRT_TEST_PART_BYTES);
   return Number.isInteger(value) && value > 0 ? value : undefined;
 }
+
+/**
+ * Test-only: LLAMA3_TRT_TEST_TEMP_RANDOM=<12 hex digits> makes the first temp file of every atomic
+ * write `.<name>.<those digits>.tmp`, so that a test driving the CLI as a subprocess can plant a
+ * symlink at that exact name beforehand and check it is neither followed nor overwritten (case
+ * 40b); the write then goes on under fresh random names. Plant it after the start-up sweep (at a
+ * pause point, say): a command that takes the workdir lock first removes every `.<name>.<hex>.tmp`
+ * in the workdir. A value of another shape makes the write fail instead of quietly not applying.
+ * Without the variable: nothing.
+ */
+export function testTempRandom(): string | undefined {
+  return process.env.LLAMA3_TRT_TEST_TEMP_RANDOM || undefined;
+}

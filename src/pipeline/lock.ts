@@ -49,6 +49,9 @@ export async function acquireLock(lockDir: string, owner: LockOwner, options: Lo
       const dead = holder !== undefined && holder.host === hostname() && !isAlive(holder.pid);
       // A lock without owner.json is either being written right now or was left half-made.
       if (!dead && age < staleMs) throw lockedError(lockDir, holder);
+      // Whichever racer's rename moves the stale lock aside, the one that then wins the mkdir follows
+      // the stale holder (and is often not the renamer, still busy removing the old folder).
+      tookOverFrom = holder;
       // Rename first: of several processes racing to take over, exactly one rename succeeds.
       const aside = `${lockDir}.stale-${randomBytes(4).toString("hex")}`;
       try {
@@ -57,7 +60,6 @@ export async function acquireLock(lockDir: string, owner: LockOwner, options: Lo
         continue;
       }
       await rm(aside, { recursive: true, force: true });
-      tookOverFrom = holder;
       continue;
     }
     await writeFileAtomic(join(lockDir, "owner.json"), `${JSON.stringify(owner, null, 2)}\n`, 0o600);

@@ -80,9 +80,10 @@ export class StateStore {
   async #save(): Promise<void> {
     await mkdir(this.#paths.root, { recursive: true });
     const file: StateFile = { version: stateVersion, steps: this.#steps };
-    await writeFileAtomicWith(this.#paths.state, `${JSON.stringify(file, null, 2)}\n`, 0o644, () =>
-      pausePoint("state.json:before-rename"),
-    );
+    await writeFileAtomicWith(this.#paths.state, `${JSON.stringify(file, null, 2)}\n`, {
+      mode: 0o644,
+      beforeRename: () => pausePoint("state.json:before-rename"),
+    });
   }
 }
 

@@ -198,7 +198,8 @@ export function deploymentProblems(d: {
       `Triton would accept batches of ${t.maxBatchSize} but the engine was built for ${engine.maxBatchSize}: rebuild the engine with \`--max-batch-size ${t.maxBatchSize}\`, or build with \`--max-batch-size ${engine.maxBatchSize}\``,
     );
   }
-  if (t.engineDir !== d.engineDir) {
+  if (t.engineDir === undefined) problems.push(`tensorrt_llm/config.pbtxt names no engine (gpt_model_path): ${rebuild}`);
+  else if (t.engineDir !== d.engineDir) {
     problems.push(`tensorrt_llm/config.pbtxt points at engine ${JSON.stringify(t.engineDir)}, but the engine is mounted at ${d.engineDir}: ${rebuild}`);
   }
   if (t.decoupled === undefined) problems.push(`tensorrt_llm/config.pbtxt has no decoupled setting: ${rebuild}`);

@@ -31,6 +31,21 @@ describe("reading a filled tensorrt_llm config back", () => {
   });
 });
 
+describe("reading the typed fields back, as protobuf text allows them", () => {
+  it.each([
+    ["max_batch_size:8\ndecoupled:false", { maxBatchSize: 8, decoupled: false }],
+    ["max_batch_size: 8   \n  decoupled: False", { maxBatchSize: 8, decoupled: false }],
+    ["name: x\nmax_batch_size: 8\nmodel_transaction_policy {\n  decoupled: True\n}", { maxBatchSize: 8, decoupled: true }],
+    // Only the top-level field counts, not one inside a comment.
+    ["# was max_batch_size: 128\nmax_batch_size: 8", { maxBatchSize: 8 }],
+    // A value Triton would refuse reads as no value, not as its leading digits.
+    ["max_batch_size: 8 ]", { maxBatchSize: undefined }],
+    ["max_batch_size: ${triton_max_batch_size}\ndecoupled: ${decoupled_mode}", { maxBatchSize: undefined, decoupled: undefined }],
+  ])("%j", (text, expected) => {
+    expect(readTensorrtLlmConfig(text)).toMatchObject(expected);
+  });
+});
+
 describe("consistency of the model repository with the engine", () => {
   const ok = { engine: { tp: 1, maxBatchSize: 64 }, tensorrtLlm: readTensorrtLlmConfig(filled), engineDir: "/llama3-trt/engine", streaming: true, gpus: "all" } as const;
 
@@ -59,7 +74,25 @@ describe("consistency of the model repository with the engine", () => {
     expect(problems[2]).toMatch(/split over 2 GPUs \(tp 2\) but --gpus gives 1/);
   });
 
-  it("refuses a repository whose typed fields are missing", () => {
-    expect(deploymentProblems({ ...ok, tensorrtLlm: readTensorrtLlmConfig("") })).toHaveLength(3);
+  it("refuses a repository whose typed fields are missing, saying how to rebuild it", () => {
+    expect(deploymentProblems({ ...ok, tensorrtLlm: readTensorrtLlmConfig("") })).toEqual([
+      "tensorrt_llm/config.pbtxt has no max_batch_size: run `llama3-trt build --force model-repo`",
+      "tensorrt_llm/config.pbtxt names no engine (gpt_model_path): run `llama3-trt build --force model-repo`",
+      "tensorrt_llm/config.pbtxt has no decoupled setting: run `llama3-trt build --force model-repo`",
+    ]);
+  });
+
+  it("refuses a repository assembled without streaming when streaming is asked for", () => {
+    expect(deploymentProblems({ ...ok, tensorrtLlm: { ...ok.tensorrtLlm, decoupled: false } })).toEqual([
+      "the model repository was assembled with streaming off but the settings ask for on: run `llama3-trt build`",
+    ]);
+  });
+
+  it("counts GPUs only when they are listed: exactly tp of them is enough, `all` always is", () => {
+    expect(deploymentProblems({ ...ok, engine: { tp: 2, maxBatchSize: 64 }, gpus: ["0", "1"] })).toEqual([]);
+    expect(deploymentProblems({ ...ok, engine: { tp: 8, maxBatchSize: 64 }, gpus: "all" })).toEqual([]);
+    expect(deploymentProblems({ ...ok, engine: { tp: 4, maxBatchSize: 64 }, gpus: ["0", "1", "2"] })).toEqual([
+      "the engine is split over 4 GPUs (tp 4) but --gpus gives 3: pass 4 GPUs with `--gpus`",
+    ]);
   });
 });

@@ -12,6 +12,9 @@ import { version } from "./version.ts";
  * than calling process.exit, so disposers and interrupt handlers still run to the end.
  */
 export async function main(argv: readonly string[]): Promise<void> {
+  // Nothing this tool creates is writable by other users, whatever umask it was started with
+  // (case 40c); group permissions are the user's to choose (a group-shared Hugging Face cache).
+  process.umask(process.umask() | 0o002);
   const terminal = {
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),

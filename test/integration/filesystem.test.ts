@@ -6,7 +6,9 @@
  */
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { containersWithLabel } from "../helpers/docker.ts";
 import { freePorts } from "../helpers/ports.ts";
@@ -121,6 +123,19 @@ describe("shell and filesystem hostility (case 40)", { timeout: 300_000 }, () =>
     chmodSync(join(real, "logs"), 0o755);
     const quiet = await box.run(["-w", link, "build", "--only", "trtllm-repo"]);
     expect(quiet.stderr).not.toContain("is writable by every user");
+  });
+
+  it("started with umask 000, it still creates nothing others may write (40c)", async () => {
+    await using box = sandbox(world);
+    const entry = fileURLToPath(new URL("../helpers/llama3-trt.ts", import.meta.url));
+    const result = spawnSync("sh", ["-c", 'umask 000 && exec "$0" "$@"', process.execPath, "--disable-warning=ExperimentalWarning", entry, "build", "--only", "trtllm-repo"], {
+      cwd: box.dir,
+      env: box.env,
+      encoding: "utf8",
+    });
+    expect(result.status, result.stderr).toBe(0);
+    expect(readdirSync(box.workdir).length).toBeGreaterThan(0);
+    expect(writableByOthers(box.workdir)).toEqual([]);
   });
 
   it("nothing the tool created is writable by other users, and state.json holds no secret (40c)", async () => {

@@ -90,6 +90,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     "build",
   ])
     .option("-d, --detach", "return once the server is ready and leave it running")
+    .option("--keep-on-failure", "leave a server that does not get ready as it is, for inspection, instead of removing it")
     .addOption(
       new Option("--timeout <seconds>", "how long to wait for readiness").default("600").argParser(positiveInteger),
     );

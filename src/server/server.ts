@@ -90,7 +90,13 @@ const portFlags = { port: "--port", grpcPort: "--grpc-port", metricsPort: "--met
  */
 export async function startServer(
   session: Session,
-  options: { readonly timeoutSeconds: number; readonly signal: AbortSignal; readonly events: ServeEvents },
+  options: {
+    readonly timeoutSeconds: number;
+    readonly signal: AbortSignal;
+    readonly events: ServeEvents;
+    /** A server that fails to get ready is left as it is, for `docker exec`/`inspect` (reliability case 32). */
+    readonly keepOnFailure?: boolean;
+  },
 ): Promise<StartedServer> {
   const { settings, paths, docker } = session;
   const { events, signal } = options;
@@ -161,7 +167,8 @@ export async function startServer(
   }
   if (!outcome.ready) {
     const lines = await saveLog(docker, id, paths).catch(() => [] as string[]);
-    await docker.removeContainer(id, { kill: true }).catch(() => {});
+    const kept = options.keepOnFailure === true && outcome.reason !== "gone";
+    if (!kept) await docker.removeContainer(id, { kill: true }).catch(() => {});
     const tail = lines.slice(-failureTailLines);
     const what =
       outcome.reason === "timeout"
@@ -170,8 +177,9 @@ export async function startServer(
           ? "was removed while starting"
           : `exited with code ${outcome.exitCode} while starting`;
     const cause = likelyCause(lines, outcome, options.timeoutSeconds);
+    const name = (await docker.inspectContainer(id).catch(() => undefined))?.name ?? serverName(paths);
     throw new FailedError(
-      `The server ${what}; it was removed.` +
+      `The server ${what}; ${kept ? `it was kept, as --keep-on-failure asks: container ${name} (\`llama3-trt stop\` removes it)` : "it was removed"}.` +
         (cause ? `\n  Likely cause: ${cause}` : "") +
         (tail.length > 0 ? `\n  Last ${tail.length} lines of its log:\n${tail.map((l) => `    ${l}`).join("\n")}` : "") +
         `\n  Full log: ${paths.log("server")}`,

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -117,6 +117,22 @@ describe("configuration through the CLI", () => {
     const syntax = await cli(["serve"], { cwd: dir.path });
     expect(syntax.exitCode).toBe(2);
     expect(syntax.stderr).toMatch(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:\\d+:\\d+: `));
+    expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
+  });
+
+  it("an alias bomb and a duplicate JSON key are refused through the CLI, nothing run (cases 34d, 34e)", async () => {
+    using dir = tempDir();
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i <= 8; i++) levels.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);
+    writeFileSync(join(dir.path, "llama3-trt.yaml"), `${levels.join("\n")}\n`);
+    const bomb = await cli(["build"], { cwd: dir.path });
+    expect(bomb.exitCode).toBe(2);
+    expect(bomb.stderr).toContain(`${join(dir.path, "llama3-trt.yaml")}: Excessive alias count indicates a resource exhaustion attack`);
+    rmSync(join(dir.path, "llama3-trt.yaml"));
+    writeFileSync(join(dir.path, "llama3-trt.json"), '{ "tp": 1, "tp": 2 }');
+    const duplicate = await cli(["plan"], { cwd: dir.path });
+    expect(duplicate.exitCode).toBe(2);
+    expect(duplicate.stderr).toMatch(/llama3-trt\.json:1:\d+: Map keys must be unique/);
     expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
   });
 

@@ -73,7 +73,7 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     await world?.[Symbol.asyncDispose]();
   });
 
-  it("serve --detach → ready → ask answers → status and logs show it → stop leaves no container", async () => {
+  it("serve --detach → ready → ask answers → status and logs show it → stop leaves no container (case 33)", async () => {
     await using w = useWorld();
     const ports = await freePorts();
     const started = Date.now();
@@ -166,7 +166,7 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(gone.stderr).toContain(`No server answers at http://127.0.0.1:${ports.http} (connection refused)`);
   });
 
-  it("a server that dies at start: exit 1 with its log tail, container removed", async () => {
+  it("a server that dies at start: exit 1 with its log tail, container removed (case 32)", async () => {
     const ports = await freePorts();
     await setBehaviour(world, "tritonserver", { dieAtStart: true }, 1);
     const result = await box.run(["serve", "--detach"], ports.env);
@@ -197,8 +197,29 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(result.stderr).toContain("The server did not become ready within 3 s; it was removed.");
     expect(result.stderr).toContain("(last check: HTTP 400); a large engine can take minutes to load: raise `--timeout`");
     expect(result.stderr).toContain("Started HTTPService");
+    // Its log's last lines (at most 50), ending where the log ends.
+    const quoted = result.stderr.split("\n").filter((l) => l.startsWith("    ")).map((l) => l.slice(4));
+    const log = readFileSync(join(box.workdir, "logs/server.log"), "utf8").trimEnd().split("\n");
+    expect(quoted.length).toBeGreaterThan(0);
+    expect(quoted.length).toBeLessThanOrEqual(50);
+    expect(quoted).toEqual(log.slice(-quoted.length));
     expect(await servers()).toEqual([]);
+    // Within the timeout and a few seconds for the log and the removal.
+    expect(seconds).toBeLessThan(3 + 10);
     console.info(`serve --timeout 3 with a server that never gets ready: gave up after ${seconds.toFixed(1)} s`);
+  });
+
+  it("--keep-on-failure leaves the server that never got ready, for inspection; stop removes it (case 32)", async () => {
+    const ports = await freePorts();
+    await setBehaviour(world, "tritonserver", { neverReady: true }, 1);
+    const result = await box.run(["serve", "--detach", "--timeout", "2", "--keep-on-failure"], ports.env);
+    expect(result.exitCode).toBe(1);
+    const [kept, ...others] = await servers();
+    expect(others).toEqual([]);
+    expect(kept?.state).toBe("running");
+    expect(result.stderr).toContain(`The server did not become ready within 2 s; it was kept, as --keep-on-failure asks: container ${kept?.name} (\`llama3-trt stop\` removes it).`);
+    expect((await box.run(["stop"])).exitCode).toBe(0);
+    expect(await servers()).toEqual([]);
   });
 
   it("Ctrl-C in the foreground stops and removes the server (exit 130)", async () => {

@@ -11,7 +11,7 @@ import { type CommandEnv, settingsFor } from "./command.ts";
  */
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
-  const options = env.options as unknown as { detach?: boolean; timeout: string | number };
+  const options = env.options as unknown as { detach?: boolean; timeout: string | number; keepOnFailure?: boolean };
   const timeoutSeconds = Number(options.timeout);
   let session: Session | undefined;
   using interrupts = handleInterrupts(env.output, async () => {
@@ -24,6 +24,7 @@ export async function run(env: CommandEnv): Promise<void> {
   try {
     server = await startServer(session, {
       timeoutSeconds,
+      keepOnFailure: options.keepOnFailure === true,
       signal: interrupts.signal,
       events: { info: (text) => out.info(text), warn: (text) => out.warn(text) },
     });

@@ -12,7 +12,7 @@ const spec: ContainerSpec = {
   gpus: "all",
 };
 
-describe("the GPU request", () => {
+describe("the GPU request (case 27)", () => {
   it("--gpus all is what `docker run --gpus all` sends: Count -1, capability gpu", () => {
     expect(deviceRequests("all")).toEqual([{ Driver: "", Count: -1, DeviceIDs: null, Capabilities: [["gpu"]], Options: {} }]);
   });
@@ -29,7 +29,32 @@ describe("the GPU request", () => {
   });
 });
 
-describe("the create body", () => {
+describe("the create body (case 27)", () => {
+  it("is exactly this for --gpus all: nothing more, nothing less", () => {
+    expect(createBody({ image: "i", cmd: ["a"], workingDir: "/w", mounts: [], gpus: "all" }, { l: "1" }, { raiseMemlock: true })).toEqual({
+      Image: "i",
+      Cmd: ["a"],
+      WorkingDir: "/w",
+      Env: [],
+      Labels: { l: "1" },
+      // docker stop's grace period before SIGKILL (case 28's bound).
+      StopTimeout: 10,
+      ExposedPorts: {},
+      HostConfig: {
+        Mounts: [],
+        DeviceRequests: [{ Driver: "", Count: -1, DeviceIDs: null, Capabilities: [["gpu"]], Options: {} }],
+        ShmSize: 2147483648,
+        Ulimits: [
+          { Name: "memlock", Soft: -1, Hard: -1 },
+          { Name: "stack", Soft: 67108864, Hard: 67108864 },
+        ],
+        Init: true,
+        PortBindings: {},
+        AutoRemove: false,
+      },
+    });
+  });
+
   const body = createBody(spec, { "dev.llama3-trt.run": "r1" }, { raiseMemlock: true });
 
   it("carries NVIDIA's container settings for TensorRT-LLM", () => {

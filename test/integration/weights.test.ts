@@ -223,6 +223,39 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(sha256(join(modelCache(box), "blobs", oid))).toBe(oid);
   });
 
+  it("a transfer cut again and again without progress fails after 5 tries, naming the file and what is kept (case 5)", async () => {
+    await using box = sandbox(world);
+    await using w = useWorld();
+    const shard = "model-00002-of-00004.safetensors";
+    // The first answer brings 100 kB; every later one is cut before its first byte.
+    await world.setScenario({
+      rules: [
+        { match: shard, origin: "cdn", cutAfterBytes: 100_000, times: 1 },
+        { match: shard, origin: "cdn", cutAfterBytes: 0 },
+      ],
+    });
+    const result = await weights(box);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`download of ${shard} failed after 5 retries without progress; rerun to resume (100 kB of 970 kB kept).`);
+    const tries = (await settledRequests(w)).filter((r) => r.file === shard && r.origin === "cdn");
+    expect(tries.map((r) => r.range)).toEqual([null, ...Array(5).fill("bytes=100000-")]);
+    // The 100 kB are kept for the next run, under this run's partial name.
+    const oid = await lfsOid(world, shard);
+    const partials = blobsOf(box).filter((n) => n.startsWith(`${oid}.`) && n.endsWith(".incomplete"));
+    expect(partials).toHaveLength(1);
+    expect(statSync(join(modelCache(box), "blobs", partials[0] as string)).size).toBe(100_000);
+    expect(blobsOf(box)).not.toContain(oid);
+    expect(weightsRecord(box)).toBeUndefined();
+    // The backoff between them: 1 s after the cut that brought bytes, then 2, 4, 8, 8 s.
+    const times = tries.map((r) => Date.parse(r.time));
+    const gaps = times.slice(1).map((t, i) => (t - (times[i] as number)) / 1000);
+    // Each gap is its sleep plus a request's latency: at least the sleep, and not much more.
+    const expected = [1, 2, 4, 8, 8];
+    expect(gaps).toHaveLength(expected.length);
+    gaps.forEach((gap, i) => expect(gap, `gap ${i + 1} of ${gaps.join(", ")}`).toBeGreaterThanOrEqual((expected[i] as number) - 0.05));
+    gaps.forEach((gap, i) => expect(gap, `gap ${i + 1} of ${gaps.join(", ")}`).toBeLessThan((expected[i] as number) + 1.5));
+  });
+
   it("a flipped byte is caught by sha256 and fetched again once; twice is an error with nothing saved (case 6)", async () => {
     await using box = sandbox(world);
     await world.setScenario({ rules: [{ match: "model-00003-of-00004.safetensors", origin: "cdn", wrongBytes: true, times: 1 }] });

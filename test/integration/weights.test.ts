@@ -346,7 +346,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       1,
       ["Revision `nope` not found in meta-llama/Meta-Llama-3-8B-Instruct. Check --revision."],
     ],
-  ])("%s: its own message, its exit code, nothing written in the cache", async (_name, env, exitCode, messages) => {
+  ])("%s: its own message, its exit code, nothing written in the cache (cases 10, 11, 12)", async (_name, env, exitCode, messages) => {
     await using box = sandbox(world);
     await using w = useWorld();
     const result = await box.run(["build"], env);

@@ -46,8 +46,17 @@ describe("build against the test world", { timeout: 300_000 }, () => {
     expect(await containersOf(built)).toEqual([]);
   });
 
-  it("a second build starts no container and runs no stand-in", async () => {
+  it("a second build starts no container and runs no stand-in, one short line a step", async () => {
     await using w = useWorld();
+    const plain = await built.run(["build"]);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(plain.stdout.trimEnd().split("\n")).toEqual([...stepIds.map((id) => `· ${id.padEnd(12)}  up to date`), "Everything is up to date."]);
+    expect(plain.stderr).toBe("");
+    // Only what was selected is shown.
+    const only = await built.run(["build", "--only", "weights", "--force"]);
+    expect(only.stdout).not.toMatch(/trtllm-repo|checkpoint|engine/);
+    expect(only.stdout).toMatch(/^▸ weights {7}Get the model weights$/m);
+    expect(only.stdout).toMatch(/^✔ weights {7}done in \d+\.\d s$/m);
     const started = Date.now();
     const result = await built.run(["build", "--json"]);
     const seconds = (Date.now() - started) / 1000;

@@ -33,7 +33,7 @@ export function renderPlan(workdir: string, statuses: readonly StepStatus[], out
   const width = Math.max(...statuses.map((s) => s.id.length));
   const lines = [`Pipeline in ${workdir}:`];
   for (const s of statuses) {
-    const state = s.state === "done" ? output.paint("done", "green") : output.paint(s.state, s.state === "stale" ? "yellow" : "bold");
+    const state = s.state === "done" ? output.paint("done", "green") : output.paint(s.state, s.state === "stale" ? "yellow" : s.state === "unknown" ? "dim" : "bold");
     const reason = s.state === "done" ? "" : `  ${s.reason}`;
     lines.push(`  ${s.id.padEnd(width)}  ${state}${reason}`);
     for (const line of describeWork(s.work)) lines.push(`  ${" ".repeat(width)}    ${output.paint(line, "dim")}`);
@@ -57,6 +57,7 @@ function describeWork(work: StepWork): string[] {
     case "image": {
       const i = work.image;
       if (i.action === "present") return [`${i.ref} (present)`];
+      if (i.action === "unknown") return [`${i.ref}: unknown — ${i.reason}`];
       if (i.action === "pull") return [`docker pull ${i.ref}`];
       return [`docker build --build-arg BASE_IMAGE=${i.base} -t ${i.ref} templates/build-image`];
     }

@@ -1,6 +1,24 @@
 import { FailedError } from "../common/errors.ts";
 import type { ContainerSpec } from "./container-spec.ts";
 
+/**
+ * No Docker engine answers at `host`. Commands that only look (plan, status) say what they cannot
+ * know instead of failing; commands that need the engine fail with this message (case 25).
+ */
+export class EngineUnreachableError extends FailedError {
+  readonly host: string;
+  readonly code: string;
+  constructor(host: string, code: string, options?: ErrorOptions) {
+    super(
+      `Cannot connect to the Docker engine at ${host} (${code}). Is dockerd running? ` +
+        "Start it (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at a running engine.",
+      options,
+    );
+    this.host = host;
+    this.code = code;
+  }
+}
+
 /** What the tool needs of a Docker engine, by role. Only dockerode-client.ts knows dockerode. */
 export interface DockerClient {
   /** Engine facts for doctor and for container bodies; fails clearly when no engine answers. */

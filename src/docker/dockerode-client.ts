@@ -4,6 +4,7 @@ import Docker from "dockerode";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { createBody, stopTimeoutSeconds, type ContainerSpec } from "./container-spec.ts";
 import {
+  EngineUnreachableError,
   PortInUseError,
   type BuildOptions,
   type ContainerDetails,
@@ -317,11 +318,7 @@ export class DockerodeClient implements DockerClient {
   #wrap(error: unknown): unknown {
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     if (code && ["ENOENT", "ECONNREFUSED", "EACCES", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"].includes(code)) {
-      return new FailedError(
-        `Cannot connect to the Docker engine at ${this.#host} (${code}). Is dockerd running? ` +
-          "Start it (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at a running engine.",
-        { cause: error },
-      );
+      return new EngineUnreachableError(this.#host, code, { cause: error });
     }
     return error;
   }

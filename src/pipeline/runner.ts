@@ -1,13 +1,21 @@
 import { createHash } from "node:crypto";
 import { InterruptedError, StepFailedError, UsageError } from "../common/errors.ts";
 import { pausePoint } from "../common/test-hooks.ts";
+import { EngineUnreachableError } from "../docker/docker-client.ts";
 import { canonicalJson, describeChanges, fingerprint, type Json, type StepInputs } from "./fingerprint.ts";
 import type { StateStore, StepRecord } from "./state.ts";
 import type { Step, StepContext, StepWork } from "./step.ts";
 import { type StepId, stepIds } from "./step-ids.ts";
 import { StepLog } from "./step-log.ts";
 
-export type StepState = "done" | "stale" | "pending";
+/**
+ * `unknown`: the step's check needs the Docker engine and none answers (plan and status on a
+ * laptop without Docker). Its record is trusted for the steps after it, which are judged as usual.
+ */
+export type StepState = "done" | "stale" | "pending" | "unknown";
+
+/** Done, or taken as done for the steps after it because its record cannot be checked right now. */
+const usable = (state: StepState | undefined) => state === "done" || state === "unknown";
 
 /** One step as `plan` and `status` show it. */
 export interface StepStatus {
@@ -116,7 +124,7 @@ export class Pipeline {
     const forced = selection.force === true || selection.force === step.id;
 
     if (!selected.has(step.id)) {
-      if (judged.state !== "done" && this.#readBySelected(step.id, selected)) {
+      if (!usable(judged.state) && this.#readBySelected(step.id, selected)) {
         throw new UsageError(
           `Step ${step.id} is ${judged.state} (${judged.reason}) and a selected step needs it. Run \`llama3-trt build\` without --only/--from, or \`--from ${step.id}\`.`,
         );
@@ -186,7 +194,7 @@ export class Pipeline {
     const inputs: StepInputs = { ...own, ...upstream };
     const fp = fingerprint(step.id, inputs);
     const record = this.#state.get(step.id);
-    const notDone = step.reads.filter((id) => known.get(id)?.state !== "done");
+    const notDone = step.reads.filter((id) => !usable(known.get(id)?.state));
 
     let state: StepState;
     let reason: string;
@@ -203,13 +211,19 @@ export class Pipeline {
       state = "stale";
       reason = step.describeChange?.(record.inputs, inputs) ?? (describeChanges(record.inputs, inputs).join("; ") || "inputs changed");
     } else {
-      const verdict = await step.verify(ctx, record.out as never);
-      state = verdict.ok ? "done" : "stale";
-      reason = verdict.ok ? "up to date" : verdict.reason;
-      damaged = !verdict.ok;
+      try {
+        const verdict = await step.verify(ctx, record.out as never);
+        state = verdict.ok ? "done" : "stale";
+        reason = verdict.ok ? "up to date" : verdict.reason;
+        damaged = !verdict.ok;
+      } catch (error) {
+        if (!(error instanceof EngineUnreachableError)) throw error;
+        state = "unknown";
+        reason = `cannot tell: Docker not reachable at ${error.host} (${error.code})`;
+      }
     }
-    const out = state === "done" && record ? record.out : await step.expectedOut(ctx);
-    const hash = state === "done" && record ? upstreamHash(record) : `${state}:${fp}`;
+    const out = usable(state) && record ? record.out : await step.expectedOut(ctx);
+    const hash = usable(state) && record ? upstreamHash(record) : `${state}:${fp}`;
     return { state, reason, damaged, inputs, fingerprint: fp, known: { state, out, hash } satisfies Known };
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Settings } from "../config/schema.ts";
-import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
+import { type DockerClient, type EngineInfo, EngineUnreachableError } from "../docker/docker-client.ts";
 import { DockerodeClient } from "../docker/dockerode-client.ts";
 import { labelKeys, ownerLabels } from "../docker/labels.ts";
 import { SimpleGitClient } from "../git/simple-git-client.ts";
@@ -95,7 +95,14 @@ export class Session {
    * says what it removed through `onReaped`.
    */
   async reapOrphans(onReaped: (message: string) => void): Promise<void> {
-    const containers = await this.clients.docker.listContainers({ [labelKeys.workdir]: this.paths.id });
+    let containers;
+    try {
+      containers = await this.clients.docker.listContainers({ [labelKeys.workdir]: this.paths.id });
+    } catch (error) {
+      // No engine, no containers to reap; a step that needs the engine says so in its own check.
+      if (error instanceof EngineUnreachableError) return;
+      throw error;
+    }
     for (const c of containers) {
       if (!isOrphan(c)) continue;
       await this.clients.docker.removeContainer(c.id, { kill: true });

@@ -28,10 +28,12 @@ export type StepWork =
       readonly kind: "image";
       readonly image: {
         readonly ref: string;
-        /** present: nothing to do; pull: fetch it; build: build it from templates/ on `base`. */
-        readonly action: "present" | "pull" | "build";
+        /** present: nothing to do; pull: fetch it; build: build it from templates/ on `base`; unknown: no engine to ask. */
+        readonly action: "present" | "pull" | "build" | "unknown";
         readonly base?: string;
         readonly recipe?: string;
+        /** With `unknown`: why it cannot be told. */
+        readonly reason?: string;
       };
     }
   | { readonly kind: "container"; readonly container: ContainerSpec }

@@ -484,6 +484,40 @@ describe("build against the test world", { timeout: 300_000 }, () => {
     expect(verbose.stderr).toContain("connect ENOENT /nonexistent.sock");
   });
 
+  it("without a Docker engine, plan and status say what they cannot know (exit 0), and build --only weights runs", async () => {
+    const noEngine = { DOCKER_HOST: "unix:///nonexistent.sock" };
+    const planned = await plan(built, [], noEngine);
+    expect(stateOf(planned)).toEqual({
+      "trtllm-repo": "done",
+      "backend-repo": "done",
+      weights: "done",
+      "build-image": "unknown",
+      checkpoint: "done",
+      engine: "done",
+      "model-repo": "done",
+    });
+    expect(reasonOf(planned, "build-image")).toBe("cannot tell: Docker not reachable at unix:///nonexistent.sock (ENOENT)");
+    expect(planned.find((s) => s.id === "build-image")?.image).toEqual({
+      ref: world.env.LLAMA3_TRT_BUILD_IMAGE,
+      action: "unknown",
+      reason: "Docker not reachable at unix:///nonexistent.sock (ENOENT)",
+    });
+    const status = await built.run(["status", "--json"], noEngine);
+    expect(status.exitCode, status.stderr).toBe(0);
+    const doc = JSON.parse(status.stdout) as { server: unknown; steps: { id: string; state: string }[] };
+    expect(doc.server).toEqual({ state: "unknown: Docker not reachable at unix:///nonexistent.sock (ENOENT)" });
+    expect(doc.steps.find((s) => s.id === "build-image")?.state).toBe("unknown");
+    // A step that needs no engine runs without one (a download to carry to an air-gapped host).
+    const weights = await built.run(["build", "--only", "weights", "--force"], noEngine);
+    expect(weights.exitCode, weights.stderr).toBe(0);
+    expect(weights.stdout).toMatch(/^✔ weights/m);
+    // One that needs it fails fast, saying so.
+    const image = await built.run(["build", "--only", "build-image", "--force"], noEngine);
+    expect(image.exitCode).toBe(1);
+    expect(image.stderr).toContain("Cannot connect to the Docker engine at unix:///nonexistent.sock (ENOENT)");
+    expect(stateOf(await plan(built))["build-image"]).toBe("done");
+  });
+
   it("--gpus all on an engine without the NVIDIA runtime is refused before any GPU step; doctor says so and leaves no probe (case 26)", async () => {
     await using box = sandbox(world);
     await using w = useWorld();

@@ -2,7 +2,7 @@ import { labelKeys } from "../../docker/labels.ts";
 import { isAlive, readOwner } from "../../pipeline/lock.ts";
 import { isOrphan } from "../../pipeline/orphans.ts";
 import { Session } from "../../pipeline/session.ts";
-import type { ContainerSummary } from "../../docker/docker-client.ts";
+import { type ContainerSummary, EngineUnreachableError } from "../../docker/docker-client.ts";
 import { containerUrls } from "../../server/urls.ts";
 import { httpReadyProbe } from "../../triton/wait.ts";
 import { version } from "../version.ts";
@@ -14,7 +14,14 @@ export async function run(env: CommandEnv): Promise<void> {
   const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version });
   const lock = await readOwner(session.paths.lockDir);
   const steps = await (await session.pipeline()).evaluate();
-  const containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
+  let containers: ContainerSummary[] = [];
+  let engineProblem: string | undefined;
+  try {
+    containers = await session.docker.listContainers({ [labelKeys.workdir]: session.paths.id });
+  } catch (error) {
+    if (!(error instanceof EngineUnreachableError)) throw error;
+    engineProblem = `unknown: Docker not reachable at ${error.host} (${error.code})`;
+  }
   const server = await describeServer(containers.find((c) => c.labels[labelKeys.role] === "server"));
   const orphans = containers
     .filter((c) => isOrphan(c))
@@ -25,7 +32,7 @@ export async function run(env: CommandEnv): Promise<void> {
       workdir: session.paths.root,
       lock: lock ? { ...lock, alive: isAlive(lock.pid) } : null,
       steps: steps.map((s) => ({ id: s.id, state: s.state, reason: s.reason })),
-      server,
+      server: engineProblem ? { state: engineProblem } : server,
       orphans,
     });
     return;
@@ -34,7 +41,8 @@ export async function run(env: CommandEnv): Promise<void> {
   if (lock) lines.push(`  locked by pid ${lock.pid} on ${lock.host} (${lock.command} since ${lock.startedAt})${isAlive(lock.pid) ? "" : ", which is gone: the next build takes over"}`);
   const width = Math.max(...steps.map((s) => s.id.length));
   for (const s of steps) lines.push(`  ${s.id.padEnd(width)}  ${s.state}${s.state === "done" ? "" : `  ${s.reason}`}`);
-  if (!server) lines.push("Server: not running");
+  if (engineProblem) lines.push(`Server: ${engineProblem}`);
+  else if (!server) lines.push("Server: not running");
   else {
     lines.push(`Server: ${server.container} (${server.state}${server.state === "running" ? (server.ready ? ", ready" : ", not ready yet") : ""})${server.urls ? ` at ${server.urls.http}` : ""}`);
     if (server.exposed) lines.push("  published on 0.0.0.0: reachable from other machines (Docker's published ports bypass host firewalls such as ufw)");

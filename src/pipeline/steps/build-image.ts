@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FailedError } from "../../common/errors.ts";
+import { EngineUnreachableError } from "../../docker/docker-client.ts";
 import { pullWithProgress } from "../../docker/pull-progress.ts";
 import { labelKeys } from "../../docker/labels.ts";
 import type { StepInputs } from "../fingerprint.ts";
@@ -48,14 +49,23 @@ export const buildImageStep: Step<ImageOut> = {
   },
   async plan(ctx) {
     const ref = ctx.settings.buildImage;
-    const present = await ctx.clients.docker.inspectImage(ref);
+    let present;
+    try {
+      present = await ctx.clients.docker.inspectImage(ref);
+    } catch (error) {
+      if (!(error instanceof EngineUnreachableError)) throw error;
+      return { kind: "image", image: { ref, action: "unknown", reason: `Docker not reachable at ${error.host} (${error.code})` } };
+    }
     if (present) return { kind: "image", image: { ref, action: "present" } };
     if (!isLocalRecipeImage(ref)) return { kind: "image", image: { ref, action: "pull" } };
     return { kind: "image", image: { ref, action: "build", base: ctx.settings.buildBaseImage, recipe: "templates/build-image/Dockerfile" } };
   },
-  async run(ctx, work) {
+  async run(ctx, planned) {
+    // Planned without an engine: ask it again now (the preflight has just reached it).
+    const work = planned.kind === "image" && planned.image.action === "unknown" ? await this.plan(ctx) : planned;
     if (work.kind !== "image") throw new Error("build-image expects image work");
     const { ref, action } = work.image;
+    if (action === "unknown") throw new FailedError(`cannot tell whether ${ref} is present: ${work.image.reason}`);
     const docker = ctx.clients.docker;
     if (action === "pull") {
       await pull(ctx, ref);

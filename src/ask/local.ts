@@ -41,7 +41,7 @@ export function askLocalSpec(session: Pick<Session, "settings">, built: Built, r
 
 /** Runs the prompt through run.py and returns only the answer. */
 export async function askLocal(session: Session, request: AskRequest, signal: AbortSignal): Promise<{ answer: string; spec: ContainerSpec }> {
-  const built = await readBuilt(session.paths, session.settings, ["trtllm-repo", "weights", "build-image", "engine"], "ask --local on");
+  const built = await readBuilt(session, ["trtllm-repo", "weights", "build-image", "engine"], "ask --local on");
   if (request.maxTokens > built.engine.maxOutputLen) {
     throw new UsageError(`--max-tokens ${request.maxTokens} is more than the engine's max output length (${built.engine.maxOutputLen}): lower it, or build with \`--max-output-len\`.`);
   }

@@ -4,7 +4,7 @@ import { pausePoint } from "../common/test-hooks.ts";
 import { EngineUnreachableError } from "../docker/docker-client.ts";
 import { canonicalJson, describeChanges, fingerprint, type Json, type StepInputs } from "./fingerprint.ts";
 import type { StateStore, StepRecord } from "./state.ts";
-import type { Step, StepContext, StepWork } from "./step.ts";
+import type { Verdict, Step, StepContext, StepWork } from "./step.ts";
 import { type StepId, stepIds } from "./step-ids.ts";
 import { StepLog } from "./step-log.ts";
 
@@ -82,6 +82,24 @@ export class Pipeline {
       statuses.push({ id: step.id, title: step.title, state: judged.state, reason: judged.reason, work: await step.plan(ctx) });
     }
     return statuses;
+  }
+
+  /**
+   * The recorded outputs of these steps checked by each step's own `verify`, without judging
+   * their inputs (which may need the network): what `serve` and `ask --local` ask before they
+   * use a build. A step without a record is reported as such.
+   */
+  async verifyRecorded(ids: readonly StepId[]): Promise<{ id: StepId; verdict: Verdict }[]> {
+    const known = new Map<StepId, Known>();
+    const results: { id: StepId; verdict: Verdict }[] = [];
+    for (const step of this.#steps) {
+      if (!ids.includes(step.id)) continue;
+      const record = this.#state.get(step.id);
+      const ctx = this.#context(step, known, new StepLog(this.#base.paths.log(step.id)), true);
+      const verdict: Verdict = record ? await step.verify(ctx, record.out as never) : { ok: false, reason: `${step.id} is not built` };
+      results.push({ id: step.id, verdict });
+    }
+    return results;
   }
 
   /** Runs what the selection asks for, in order. Returns what happened to each step. */

@@ -1,4 +1,4 @@
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError, UsageError } from "../common/errors.ts";
 import type { Settings } from "../config/schema.ts";
@@ -9,9 +9,9 @@ import type { StepId } from "../pipeline/step-ids.ts";
 import type { ImageOut } from "../pipeline/steps/build-image.ts";
 import { engineInputs, readEngineConfig, type EngineOut } from "../pipeline/steps/engine.ts";
 import type { RepoOut } from "../pipeline/steps/git-repo.ts";
-import { modelRepoValues, verifyModelRepo, type ModelRepoOut } from "../pipeline/steps/model-repo.ts";
+import { modelRepoValues, type ModelRepoOut } from "../pipeline/steps/model-repo.ts";
 import type { WeightsOut } from "../pipeline/steps/weights.ts";
-import type { WorkdirPaths } from "../pipeline/workdir.ts";
+import type { Session } from "../pipeline/session.ts";
 import { deploymentProblems, readTensorrtLlmConfig } from "../triton/model-repo.ts";
 
 /** What `build` made that serving (or `ask --local`) uses, checked against the settings and each other. */
@@ -29,10 +29,12 @@ export interface Built {
  * Reads the records of the steps a command needs from state.json, without the network (unlike
  * `plan`, which asks the Hub whether the revision moved): serving must work offline. Refuses,
  * before anything starts, when a step is not built, when the settings now differ from those it
- * was built with, when its outputs changed on disk, or when the model repository and the engine
- * disagree (triton max_batch_size above the engine's, engine path, streaming, GPUs for the tp).
+ * was built with, when its outputs changed on disk (each step's own `verify` says), or when the
+ * model repository and the engine disagree (triton max_batch_size above the engine's, engine
+ * path, streaming, GPUs for the tp).
  */
-export async function readBuilt(paths: WorkdirPaths, settings: Settings, needs: readonly StepId[], command: string): Promise<Built> {
+export async function readBuilt(session: Session, needs: readonly StepId[], command: string): Promise<Built> {
+  const { paths, settings } = session;
   const state = await StateStore.load(paths);
   const missing = needs.filter((id) => !state.get(id));
   if (missing.length > 0) {
@@ -56,25 +58,12 @@ export async function readBuilt(paths: WorkdirPaths, settings: Settings, needs: 
     );
   }
 
-  const gone: string[] = [];
-  const limits = await readEngineConfig(engine.dir).catch(() => undefined);
-  if (!limits) gone.push(`the engine's config.json is missing from ${engine.dir}`);
-  else {
-    for (let rank = 0; rank < limits.tp; rank++) {
-      await access(join(engine.dir, `rank${rank}.engine`)).catch(() => gone.push(`${engine.dir}/rank${rank}.engine is missing`));
-    }
-  }
-  const tokenizer = join(weights.mountDir, weights.modelPath);
-  await access(join(tokenizer, "tokenizer_config.json")).catch(() => gone.push(`the tokenizer is missing from ${tokenizer}`));
-  let modelRepo: ModelRepoOut | undefined;
-  if (needs.includes("model-repo")) {
-    modelRepo = out<ModelRepoOut>("model-repo");
-    const verdict = await verifyModelRepo(modelRepo);
-    if (!verdict.ok) gone.push(verdict.reason);
-  }
+  const gone = (await (await session.pipeline()).verifyRecorded(needs)).flatMap(({ verdict }) => (verdict.ok ? [] : [verdict.reason]));
   if (gone.length > 0) throw new FailedError(`The build in ${paths.root} is incomplete:\n- ${gone.join("\n- ")}\nRun \`llama3-trt build\` to redo what is missing.`);
+  const limits = await readEngineConfig(engine.dir);
+  const modelRepo = needs.includes("model-repo") ? out<ModelRepoOut>("model-repo") : undefined;
 
-  if (modelRepo && limits) {
+  if (modelRepo) {
     const text = await readFile(join(modelRepo.dir, "tensorrt_llm", "config.pbtxt"), "utf8");
     const problems = deploymentProblems({
       engine: limits,
@@ -86,7 +75,7 @@ export async function readBuilt(paths: WorkdirPaths, settings: Settings, needs: 
     if (problems.length > 0) throw new FailedError(`The model repository and the engine disagree:\n- ${problems.join("\n- ")}`);
   }
   return {
-    engine: limits ? { ...engine, ...limits } : engine,
+    engine: { ...engine, ...limits },
     weights,
     ...(modelRepo ? { modelRepo } : {}),
     ...(state.get("build-image") ? { buildImage: out<ImageOut>("build-image") } : {}),

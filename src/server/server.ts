@@ -102,11 +102,11 @@ export async function startServer(
   const { events, signal } = options;
 
   // No workdir: nothing was built, said without creating one (the lock would).
-  if (!existsSync(paths.root)) await readBuilt(paths, settings, ["weights", "engine", "model-repo"], "serve");
+  if (!existsSync(paths.root)) await readBuilt(session, ["weights", "engine", "model-repo"], "serve");
   // Until the server is ready, no build may rewrite what it loads; a running build is named.
   await using _lock = await session.lock("serve");
   // The build first: it needs no Docker engine, and nothing can be serving what was never built.
-  const built = await readBuilt(paths, settings, ["weights", "engine", "model-repo"], "serve");
+  const built = await readBuilt(session, ["weights", "engine", "model-repo"], "serve");
   for (const existing of await serversOf(docker, paths)) {
     if (existing.state === "running") throw new ServerRunningError(existing);
     // Left by a server that died after a detached start: it is of no use, its log was in docker.

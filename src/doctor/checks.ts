@@ -1,5 +1,3 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { FailedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
 import type { Settings } from "../config/schema.ts";
@@ -30,8 +28,6 @@ export interface DoctorContext {
   readonly docker: DockerClient;
   readonly signal: AbortSignal;
 }
-
-const execFileAsync = promisify(execFile);
 
 /** Every check of `doctor`, in order. Each says ok / warning / blocker and, when not ok, the fix. */
 export async function runChecks(ctx: DoctorContext): Promise<Check[]> {
@@ -106,14 +102,17 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
   if (gpus === "none") return { name, status: "skipped", detail: "--gpus none" };
   let list: Gpu[];
   try {
-    const { stdout } = await execFileAsync("nvidia-smi", nvidiaSmiQuery, { timeout: 15_000 });
+    // execa, loaded only here: no shell, a timeout that kills, stderr in the error's message.
+    const { execa } = await import("execa");
+    const { stdout } = await execa("nvidia-smi", nvidiaSmiQuery, { timeout: 15_000, cancelSignal: ctx.signal });
     list = parseGpuQuery(stdout);
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    const failure = (error as { shortMessage?: string; stderr?: string }).stderr?.trim() || ((error as { shortMessage?: string }).shortMessage ?? String(error));
     return {
       name,
       status: "blocker",
-      detail: missing ? "nvidia-smi not found: no NVIDIA driver on this host" : `nvidia-smi failed: ${(error as Error).message.split("\n")[0]}`,
+      detail: missing ? "nvidia-smi not found: no NVIDIA driver on this host" : `nvidia-smi failed: ${failure.split("\n")[0]}`,
       fix: "install the NVIDIA driver, or pass `--gpus none` to build on a host without GPUs (the engine step needs one)",
     };
   }

@@ -72,6 +72,8 @@ export interface ServeEvents {
   /** Progress a person wants to see (pulling, starting, waiting). */
   info(text: string): void;
   warn(text: string): void;
+  /** The wait for readiness begins (a spinner at a terminal); the returned function ends it. */
+  waiting?(text: string): Promise<() => void>;
 }
 
 export interface StartedServer {
@@ -153,13 +155,19 @@ export async function startServer(
   const urls = settingsUrls(settings);
   let outcome: Readiness;
   try {
-    events.info(`waiting for ${urls.http}/v2/health/ready (at most ${options.timeoutSeconds} s)`);
-    outcome = await waitForReady({
-      probe: httpReadyProbe(urls.http),
-      container: () => docker.inspectContainer(id),
-      timeoutMs: options.timeoutSeconds * 1000,
-      signal,
-    });
+    const text = `waiting for ${urls.http}/v2/health/ready (at most ${options.timeoutSeconds} s)`;
+    events.info(text);
+    const stopWaiting = (await events.waiting?.("loading the engine into Triton")) ?? (() => {});
+    try {
+      outcome = await waitForReady({
+        probe: httpReadyProbe(urls.http),
+        container: () => docker.inspectContainer(id),
+        timeoutMs: options.timeoutSeconds * 1000,
+        signal,
+      });
+    } finally {
+      stopWaiting();
+    }
   } catch (error) {
     await docker.removeContainer(id).catch(() => {});
     if (error instanceof InterruptedError) throw new InterruptedError("interrupted; the server was stopped and removed", { cause: error });

@@ -1,4 +1,7 @@
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { sandbox } from "../helpers/product.ts";
 import { useWorld } from "../helpers/world.ts";
@@ -76,5 +79,36 @@ describe("doctor against the test world", { timeout: 120_000 }, () => {
     await using box = sandbox(world);
     const doc = JSON.parse((await box.run(["doctor", "--json"], { HF_HUB_OFFLINE: "1" })).stdout) as Doc;
     expect(doc.checks.find((c) => c.name === "Hugging Face token")).toMatchObject({ status: "skipped", detail: expect.stringContaining("HF_HUB_OFFLINE") });
+  });
+});
+
+describe("doctor's GPU check runs the host's nvidia-smi", { timeout: 120_000 }, () => {
+  /** A folder on PATH whose nvidia-smi prints `stdout` and exits `code` (the real one needs a GPU). */
+  function fakeNvidiaSmi(dir: string, script: string): string {
+    const bin = join(dir, "fake-bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "nvidia-smi"), `#!/bin/sh\n${script}\n`);
+    chmodSync(join(bin, "nvidia-smi"), 0o755);
+    return `${bin}:${process.env.PATH}`;
+  }
+
+  it("reads the GPUs from its CSV (an H100 80GB captured for real), and names a failure with its own words", async () => {
+    await using world = useWorld();
+    await using box = sandbox(world);
+    const csv = fileURLToPath(new URL("../fixtures/nvidia-smi/h100-80gb-query.csv", import.meta.url));
+    const ok = await box.run(["doctor", "--json", "--gpus", "all"], {
+      PATH: fakeNvidiaSmi(box.dir, `[ "$1" = "--query-gpu=index,name,uuid,memory.total,memory.used,memory.free,compute_cap,driver_version" ] && [ "$2" = "--format=csv" ] || exit 64\ncat ${csv}`),
+    });
+    const gpus = (JSON.parse(ok.stdout) as Doc).checks.find((c) => c.name === "GPUs");
+    expect(gpus).toMatchObject({ status: "ok", detail: "0: NVIDIA H100 80GB HBM3, 80 GiB, compute 9" });
+
+    const failing = await box.run(["doctor", "--json", "--gpus", "all"], {
+      PATH: fakeNvidiaSmi(box.dir, `echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2\nexit 9`),
+    });
+    expect(failing.exitCode).toBe(1);
+    expect((JSON.parse(failing.stdout) as Doc).checks.find((c) => c.name === "GPUs")).toMatchObject({
+      status: "blocker",
+      detail: "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+    });
   });
 });

@@ -4,6 +4,7 @@ import { isInstructModel } from "../../triton/chat-template.ts";
 import { notStreaming, TritonClient } from "../../triton/client.ts";
 import { generateBody, type AskRequest, type GenerateBody } from "../../triton/generate-request.ts";
 import { handleInterrupts } from "../interrupts.ts";
+import { waitFor } from "../spinner.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
 interface AskOptions {
@@ -61,11 +62,17 @@ export async function run(env: CommandEnv): Promise<void> {
   const client = new TritonClient(url);
   const body = generateBody(request);
   let text: string;
+  const waiting = await waitFor(out, `asking ${settings.model} at ${client.baseUrl}`);
   try {
-    text = await send(client, body, request.stream, interrupts.signal, (piece) => out.partial(piece));
+    text = await send(client, body, request.stream, interrupts.signal, (piece) => {
+      waiting.stop();
+      out.partial(piece);
+    });
   } catch (error) {
     if (interrupts.signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
     throw error;
+  } finally {
+    waiting.stop();
   }
   if (request.stream && !out.json) out.partial("\n");
   if (out.json) out.document({ url: client.baseUrl, model: settings.model, request: body, answer: text.trim() });

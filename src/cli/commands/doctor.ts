@@ -2,6 +2,7 @@ import type { Settings } from "../../config/schema.ts";
 import { DockerodeClient } from "../../docker/dockerode-client.ts";
 import { type Check, runChecks, type Status } from "../../doctor/checks.ts";
 import { Session } from "../../pipeline/session.ts";
+import { waitFor } from "../spinner.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
@@ -10,8 +11,14 @@ export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
   const docker = new DockerodeClient(env.env);
   const signal = new AbortController().signal;
-  const checks = await runChecks({ settings, env: env.env, docker, signal });
-  if (env.options.verify === true) checks.push(await verifyWeights(settings, env, signal));
+  const waiting = await waitFor(env.output, "checking Docker, the NVIDIA runtime, GPUs, the Hugging Face token and access, disk and ports");
+  let checks: Check[];
+  try {
+    checks = await runChecks({ settings, env: env.env, docker, signal });
+    if (env.options.verify === true) checks.push(await verifyWeights(settings, env, signal));
+  } finally {
+    waiting.stop();
+  }
   const blockers = checks.filter((c) => c.status === "blocker");
   if (env.output.json) {
     env.output.document({ ok: blockers.length === 0, checks });

@@ -1,6 +1,7 @@
 import { Session } from "../../pipeline/session.ts";
 import { runInForeground, ServerRunningError, startServer, type StartedServer } from "../../server/server.ts";
 import { handleInterrupts } from "../interrupts.ts";
+import { waitFor } from "../spinner.ts";
 import type { Output } from "../output.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
@@ -26,7 +27,14 @@ export async function run(env: CommandEnv): Promise<void> {
       timeoutSeconds,
       keepOnFailure: options.keepOnFailure === true,
       signal: interrupts.signal,
-      events: { info: (text) => out.info(text), warn: (text) => out.warn(text) },
+      events: {
+        info: (text) => out.info(text),
+        warn: (text) => out.warn(text),
+        waiting: async (text) => {
+          const wait = await waitFor(out, text);
+          return () => wait.stop();
+        },
+      },
     });
   } catch (error) {
     // `serve --detach` when it already runs: the wanted state holds, like `docker compose up -d`.

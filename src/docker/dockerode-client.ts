@@ -1,8 +1,9 @@
 import { readdir } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
-import Docker from "dockerode";
+import type Docker from "dockerode";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { createBody, stopTimeoutSeconds, type ContainerSpec } from "./container-spec.ts";
+import { EngineApi } from "./engine-api.ts";
 import {
   EngineUnreachableError,
   PortInUseError,
@@ -20,19 +21,29 @@ import {
   type StartOptions,
 } from "./docker-client.ts";
 
-/** The one file that imports dockerode. */
+/**
+ * The one file that uses dockerode, and only for streams (pull, build, attach, followed logs),
+ * loaded on first use; the plain calls go through EngineApi (see why there).
+ */
 export class DockerodeClient implements DockerClient {
-  readonly #docker: Docker;
+  readonly #api: EngineApi;
   readonly #host: string;
+  #sdk: Promise<Docker> | undefined;
 
   constructor(env: Readonly<Record<string, string | undefined>>) {
     // dockerode reads DOCKER_HOST itself only from process.env; pass it explicitly instead.
     this.#host = env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
-    this.#docker = new Docker(connectionOptions(this.#host));
+    this.#api = new EngineApi(this.#host);
+  }
+
+  /** dockerode, imported the first time a stream is needed. */
+  #docker(): Promise<Docker> {
+    this.#sdk ??= import("dockerode").then(({ default: Dockerode }) => new Dockerode(connectionOptions(this.#host)));
+    return this.#sdk;
   }
 
   async info(): Promise<EngineInfo> {
-    const info = (await this.#call(() => this.#docker.info(), 5_000)) as {
+    const info = (await this.#call(() => this.#api.json("GET", "/info", { timeoutMs: 5_000 }))) as {
       ServerVersion?: string;
       Runtimes?: Record<string, unknown>;
       SecurityOptions?: string[];
@@ -47,7 +58,9 @@ export class DockerodeClient implements DockerClient {
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
     try {
-      const image = await this.#call(() => this.#docker.getImage(ref).inspect());
+      const image = await this.#call(() =>
+        this.#api.json<{ Id: string; RepoDigests?: string[]; Config?: { Labels?: Record<string, string> | null } }>("GET", `/images/${ref}/json`),
+      );
       return { id: image.Id, repoDigests: image.RepoDigests ?? [], labels: image.Config?.Labels ?? {} };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -58,7 +71,8 @@ export class DockerodeClient implements DockerClient {
   async pullImage(ref: string, options: { onProgress: (p: PullProgress) => void; signal: AbortSignal }): Promise<void> {
     let stream: Readable;
     try {
-      stream = (await this.#call(() => this.#docker.pull(ref))) as Readable;
+      const docker = await this.#docker();
+      stream = (await this.#call(() => docker.pull(ref))) as Readable;
     } catch (error) {
       // The registry's refusal (no such image, no access) arrives as the HTTP answer, not in-stream.
       if (statusOf(error) === undefined) throw error;
@@ -75,8 +89,9 @@ export class DockerodeClient implements DockerClient {
 
   async buildImage(options: BuildOptions): Promise<void> {
     const files = await readdir(options.contextDir, { recursive: true });
+    const docker = await this.#docker();
     const stream = (await this.#call(() =>
-      this.#docker.buildImage(
+      docker.buildImage(
         { context: options.contextDir, src: files },
         { t: options.tag, buildargs: { ...options.buildArgs }, labels: { ...options.labels }, rm: true, forcerm: true },
       ),
@@ -106,9 +121,9 @@ export class DockerodeClient implements DockerClient {
   async #run(spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
     if (options.signal.aborted) throw new InterruptedError("interrupted before the container started");
     const raiseMemlock = this.#raiseMemlock && !options.engine.rootless;
-    const container = await this.#call(() =>
-      this.#docker.createContainer(createBody(spec, options.labels, { raiseMemlock }) as Docker.ContainerCreateOptions),
-    );
+    const docker = await this.#docker();
+    const { Id: id } = await this.#call(() => this.#api.json<{ Id: string }>("POST", "/containers/create", { body: createBody(spec, options.labels, { raiseMemlock }) }));
+    const container = docker.getContainer(id);
     let removed = false;
     const remove = async (kill = false) => {
       if (removed) return;
@@ -125,21 +140,21 @@ export class DockerodeClient implements DockerClient {
         stream.once("error", () => resolve());
       });
       const lines = lineSplitter(options.onLine);
-      this.#docker.modem.demuxStream(stream, lines, lines);
+      docker.modem.demuxStream(stream, lines, lines);
       try {
-        await container.start();
+        await this.#api.call("POST", `/containers/${id}/start`);
       } catch (error) {
         if (raiseMemlock && /error setting rlimit type 8/.test(messageOf(error))) throw new MemlockRefused();
         throw startError(error, spec);
       }
       options.signal.addEventListener("abort", onAbort, { once: true });
-      const waited = (await container.wait()) as { StatusCode: number };
+      const waited = await this.#api.json<{ StatusCode: number }>("POST", `/containers/${id}/wait`);
       // The last lines may still be in flight when wait returns; do not wait forever for them.
       await Promise.race([outputEnded, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
       lines.end();
       if (options.signal.aborted) throw new InterruptedError("interrupted; the container was stopped and removed");
-      const state = (await container.inspect()).State;
-      return { exitCode: waited.StatusCode, oomKilled: Boolean(state?.OOMKilled) };
+      const details = await this.inspectContainer(id);
+      return { exitCode: waited.StatusCode, oomKilled: Boolean(details?.oomKilled) };
     } finally {
       options.signal.removeEventListener("abort", onAbort);
       // A failed start leaves the container in Created (reliability D2/D3): remove it in every case.
@@ -148,9 +163,8 @@ export class DockerodeClient implements DockerClient {
   }
 
   async listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]> {
-    const list = await this.#call(() =>
-      this.#docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } }),
-    );
+    const filters = JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) });
+    const list = await this.#call(() => this.#api.json<Docker.ContainerInfo[]>("GET", "/containers/json", { query: { all: "1", filters } }));
     return list.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? c.Id).replace(/^\//, ""),
@@ -176,15 +190,15 @@ export class DockerodeClient implements DockerClient {
   async #start(spec: ContainerSpec, options: StartOptions): Promise<string> {
     const raiseMemlock = this.#raiseMemlock && !options.engine.rootless;
     const body = createBody(spec, options.labels, { raiseMemlock });
-    const container = await this.#call(() =>
-      this.#docker.createContainer({ ...(options.name ? { name: options.name } : {}), ...body } as Docker.ContainerCreateOptions),
+    const { Id: id } = await this.#call(() =>
+      this.#api.json<{ Id: string }>("POST", "/containers/create", { body, ...(options.name ? { query: { name: options.name } } : {}) }),
     );
     try {
-      await container.start();
-      return container.id;
+      await this.#api.call("POST", `/containers/${id}/start`);
+      return id;
     } catch (error) {
       // A failed start leaves the container in Created (reliability D2/D3).
-      await this.removeContainer(container.id, { kill: true }).catch(() => {});
+      await this.removeContainer(id, { kill: true }).catch(() => {});
       if (raiseMemlock && /error setting rlimit type 8/.test(messageOf(error))) throw new MemlockRefused();
       throw startError(error, spec);
     }
@@ -193,7 +207,7 @@ export class DockerodeClient implements DockerClient {
   async inspectContainer(id: string): Promise<ContainerDetails | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.#call(() => this.#docker.getContainer(id).inspect());
+      info = await this.#call(() => this.#api.json<Docker.ContainerInspectInfo>("GET", `/containers/${id}/json`));
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw error;
@@ -219,8 +233,7 @@ export class DockerodeClient implements DockerClient {
 
   async waitContainer(id: string, signal: AbortSignal): Promise<number | undefined> {
     try {
-      const result = (await this.#docker.getContainer(id).wait({ abortSignal: signal })) as { StatusCode: number };
-      return result.StatusCode;
+      return (await this.#api.json<{ StatusCode: number }>("POST", `/containers/${id}/wait`, { signal })).StatusCode;
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       if (signal.aborted) throw new InterruptedError("interrupted");
@@ -229,15 +242,17 @@ export class DockerodeClient implements DockerClient {
   }
 
   async containerLogs(id: string, options: LogOptions): Promise<void> {
-    const container = this.#docker.getContainer(id);
     const lines = lineSplitter(options.onLine);
     const base = { stdout: true, stderr: true, ...(options.tail === undefined ? {} : { tail: options.tail }) };
     if (!options.follow) {
-      const buffer = (await this.#call(() => container.logs({ ...base, follow: false }))) as unknown as Buffer;
-      lines.end(demux(buffer));
+      const query = { stdout: "1", stderr: "1", ...(options.tail === undefined ? {} : { tail: String(options.tail) }) };
+      const { body } = await this.#call(() => this.#api.call("GET", `/containers/${id}/logs`, { query }));
+      lines.end(demux(body));
       await new Promise((resolve) => lines.once("end", resolve).resume());
       return;
     }
+    const docker = await this.#docker();
+    const container = docker.getContainer(id);
     const stream = (await this.#call(() => container.logs({ ...base, follow: true }))) as unknown as Readable;
     await new Promise<void>((resolve) => {
       let ended = false;
@@ -254,23 +269,23 @@ export class DockerodeClient implements DockerClient {
       stream.once("end", done);
       stream.once("close", done);
       stream.once("error", done);
-      this.#docker.modem.demuxStream(stream, lines, lines);
+      docker.modem.demuxStream(stream, lines, lines);
     });
   }
 
   async removeContainer(id: string, options: { kill?: boolean } = {}): Promise<void> {
-    const container = this.#docker.getContainer(id);
     try {
-      if (options.kill) await container.kill().catch(ignoreGoneOrStopped);
-      else await container.stop({ t: stopTimeoutSeconds }).catch(ignoreGoneOrStopped);
-      await container.remove({ force: true, v: true });
+      if (options.kill) await this.#api.call("POST", `/containers/${id}/kill`).catch(ignoreGoneOrStopped);
+      else await this.#api.call("POST", `/containers/${id}/stop`, { query: { t: String(stopTimeoutSeconds) } }).catch(ignoreGoneOrStopped);
+      await this.#api.call("DELETE", `/containers/${id}`, { query: { force: "1", v: "1" } });
     } catch (error) {
       if (statusOf(error) !== 404) throw this.#wrap(error);
     }
   }
 
   /** Progress streams carry their errors in-band: an `error` event is a failure, never a success. */
-  #follow(stream: Readable, signal: AbortSignal, onEvent: (event: ProgressEvent) => void): Promise<void> {
+  async #follow(stream: Readable, signal: AbortSignal, onEvent: (event: ProgressEvent) => void): Promise<void> {
+    const docker = await this.#docker();
     return new Promise((resolve, reject) => {
       let failure: Error | undefined;
       const onAbort = () => {
@@ -278,7 +293,7 @@ export class DockerodeClient implements DockerClient {
         reject(new InterruptedError("interrupted"));
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      this.#docker.modem.followProgress(
+      docker.modem.followProgress(
         stream,
         (error: Error | null) => {
           signal.removeEventListener("abort", onAbort);

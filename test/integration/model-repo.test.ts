@@ -146,7 +146,7 @@ describe("the model repository", { timeout: 300_000 }, () => {
     expect(plan.steps.find((s) => s.id === "model-repo")?.state).toBe("pending");
   });
 
-  it("a repository whose Triton batch exceeds the engine's is refused before any container starts", async () => {
+  it("an engine changed under the model repository is refused before any container starts (the engine step's own check)", async () => {
     await using w = useWorld();
     await using other = sandbox(w);
     expect((await other.run(["build"])).exitCode).toBe(0);
@@ -156,7 +156,7 @@ describe("the model repository", { timeout: 300_000 }, () => {
     writeFileSync(configPath, JSON.stringify(engine));
     const result = await other.run(["serve", "--detach"]);
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain("Triton would accept batches of 64 but the engine was built for 8");
+    expect(result.stderr).toContain(`The build in ${other.workdir} is incomplete:\n- ${configPath} says maxBatchSize 8, expected 64\nRun \`llama3-trt build\` to redo what is missing.`);
     expect(await containersWithLabel("dev.llama3-trt.workdir", other.workdirId)).toEqual([]);
     expect(await w.invocations("tritonserver")).toBe(0);
   });

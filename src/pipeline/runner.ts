@@ -162,7 +162,10 @@ export class Pipeline {
     const previous = this.#state.get(step.id);
     const repairs = (previous?.repairs ?? 0) + (judged.damaged ? 1 : 0);
     // Before running: a crash from here on must never look done (wireit's delete-before-run).
-    await this.#state.remove(step.id);
+    // A repair drops the records of the steps built from the damaged outputs with it: the count
+    // above lives in this step's record, so a repair that fails or is interrupted would lose it,
+    // and the next run would take those steps for done.
+    await this.#state.remove(step.id, ...(judged.damaged ? this.#builtFrom(step.id) : []));
     await log.open((line) => hooks.onStepLine?.(step, line));
     let out: Json;
     try {
@@ -264,6 +267,14 @@ export class Pipeline {
     if (selection.only) return new Set([selection.only]);
     const start = selection.from ? stepIds.indexOf(selection.from) : 0;
     return new Set(this.#steps.map((s) => s.id).filter((id) => stepIds.indexOf(id) >= start));
+  }
+
+  /** The steps that read `id`, directly or through other steps (which come after it in run order). */
+  #builtFrom(id: StepId): StepId[] {
+    const from = new Set<StepId>([id]);
+    for (const s of this.#steps) if (s.reads.some((r) => from.has(r))) from.add(s.id);
+    from.delete(id);
+    return [...from];
   }
 
   /** Whether a selected step reads `id`, directly or through a chain of steps that are not selected. */

@@ -451,11 +451,17 @@ describe("Pipeline.run: damaged outputs", () => {
     ]);
     const before = upstreamIn(w, "checkpoint", "weights");
     // The repaired weights are the same as before: the steps after run again all the same,
-    // since they may have been built from the damaged files.
+    // since they may have been built from the damaged files. Their records went with the
+    // damaged one's, before the repair started.
     expect(await (await w.pipeline()).run({})).toStrictEqual([
       ran("weights", 'weights.txt holds "torn", expected "weights v1"'),
-      ran("checkpoint", "upstream weights changed"),
-      ran("engine", "upstream checkpoint changed"),
+      ran("checkpoint", "not built yet"),
+      ran("engine", "not built yet"),
+    ]);
+    expect(w.calls.filter((c) => c.call === "run").map((c) => [c.id, c.recordedWhileRunning])).toEqual([
+      ["weights", false],
+      ["checkpoint", false],
+      ["engine", false],
     ]);
     expect(upstreamIn(w, "checkpoint", "weights")).not.toEqual(before);
     expectRecords(w, builtChain({ weights: { repairs: 1 } }));
@@ -475,9 +481,51 @@ describe("Pipeline.run: damaged outputs", () => {
     expect(await (await w.pipeline()).run({})).toStrictEqual([
       skipped("weights"),
       ran("checkpoint", 'checkpoint.txt holds "torn", expected "checkpoint v1"'),
-      ran("engine", "upstream checkpoint changed"),
+      ran("engine", "not built yet"),
     ]);
     expectRecords(w, builtChain({ checkpoint: { repairs: 1 } }));
+  });
+
+  it("a repair of one step alone (--only) drops the records of the steps built from it, which then run", async () => {
+    using dir = tempDir();
+    const w = await built(dir.path, [{ id: "trtllm-repo" }, ...chain]);
+    writeFileSync(w.file("weights"), "torn");
+    expect(await (await w.pipeline()).run({ only: "weights" })).toStrictEqual([
+      notSelected("trtllm-repo", "done", "up to date"),
+      ran("weights", 'weights.txt holds "torn", expected "weights v1"'),
+      notSelected("checkpoint", "pending", "not built yet"),
+      notSelected("engine", "pending", "after checkpoint"),
+    ]);
+    const { weights } = builtChain({ weights: { repairs: 1 } });
+    expectRecords(w, { "trtllm-repo": { inputs: {}, content: "trtllm-repo v1" }, weights });
+    expect(await (await w.pipeline()).run({})).toStrictEqual([
+      skipped("trtllm-repo"),
+      skipped("weights"),
+      ran("checkpoint", "not built yet"),
+      ran("engine", "not built yet"),
+    ]);
+  });
+
+  it.each([
+    { name: "fails", error: new Error("connection reset"), kind: StepFailedError },
+    { name: "is interrupted", error: new InterruptedError("stopped"), kind: InterruptedError },
+  ])("a repair that $name still rebuilds the steps after it on the next run", async ({ error, kind }) => {
+    using dir = tempDir();
+    const w = await built(dir.path);
+    writeFileSync(w.file("weights"), "torn");
+    w.behave("weights", { runThrows: error });
+    expect(await rejection((await w.pipeline()).run({}))).toBeInstanceOf(kind);
+    // Nothing looks done: not the weights, nor what was built from them.
+    expectRecords(w, {});
+    w.behave("weights", { runThrows: undefined });
+    // The checkpoint and engine were built from the damaged weights: losing the repair with the
+    // weights' record must not make them look done once the weights are back.
+    expect(await (await w.pipeline()).run({})).toStrictEqual([
+      ran("weights", "not built yet"),
+      ran("checkpoint", "not built yet"),
+      ran("engine", "not built yet"),
+    ]);
+    expect(await (await w.pipeline()).run({})).toStrictEqual([skipped("weights"), skipped("checkpoint"), skipped("engine")]);
   });
 
   it("a --force rerun of a healthy step is no repair: no count, and the steps after it stay done", async () => {

@@ -25,7 +25,7 @@ import {
   splitIntoRanges,
   startParts,
 } from "./parts.ts";
-import type { HubClient, RepoFile } from "./hub-client.ts";
+import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
 
 export interface DownloadRequest {
   readonly repo: string;
@@ -37,6 +37,8 @@ export interface DownloadRequest {
   readonly onBytes: (bytes: number) => void;
   readonly onFileDone: (file: RepoFile, downloaded: boolean) => void;
   readonly warn: (message: string) => void;
+  /** How to wait before a retry; default the real clock (tests record the delays instead). */
+  readonly sleep?: Sleep;
 }
 
 /** Files in progress at once. */
@@ -48,7 +50,6 @@ export const concurrentFiles = 4;
 export const maxConnections = 8;
 /** Tries of one file without a single new byte before giving up (huggingface_hub: 5). */
 const maxAttemptsWithoutProgress = 5;
-const backoffCapMs = 8_000;
 
 /**
  * Whose partial file this is: `<host>-<pid>-<random>`. A partial whose process is gone (same host,
@@ -205,7 +206,7 @@ async function fetchBlob(
         );
       }
       req.warn(`${file.path}: transfer cut at ${formatBytes(progress.size)} of ${formatBytes(file.size)}, resuming`);
-      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+      await (req.sleep ?? sleep)(retryDelayMs(attemptsWithoutProgress + 1), req.signal);
     }
     // An empty file never went through a transfer: make it exist before publishing it.
     if (file.size === 0) await writeFile(partial, "");
@@ -367,7 +368,7 @@ async function fetchInRanges(
         );
       }
       req.warn(`${file.path}: range ${index + 1} of ${ranges.length} cut, resuming`);
-      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+      await (req.sleep ?? sleep)(retryDelayMs(attemptsWithoutProgress + 1), req.signal);
     }
   };
   try {
@@ -438,20 +439,6 @@ function diskFull(error: unknown, file: RepoFile, partial: string, size: number)
       `(${formatBytes(size)} of ${formatBytes(file.size)} kept).`,
     { cause: error },
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(new InterruptedError("interrupted"));
-      },
-      { once: true },
-    );
-  });
 }
 
 async function linkSnapshot(req: DownloadRequest, file: RepoFile): Promise<void> {

@@ -20,12 +20,14 @@ import {
   RangeCut,
   RangesUnsupported,
   readParts,
+  SizeMismatch,
   removeParts,
   sidecarOf,
   splitIntoRanges,
   startParts,
 } from "./parts.ts";
 import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
+import type { HttpAnswer } from "./http.ts";
 
 export interface DownloadRequest {
   readonly repo: string;
@@ -192,11 +194,6 @@ async function fetchBlob(
         }
         if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, progress.size) ?? error;
       }
-      if (progress.size > file.size) {
-        throw new FailedError(
-          `Consistency check failed: ${file.path} should be ${file.size} bytes but the server sent more. Rerun to fetch it again.`,
-        );
-      }
       if (progress.size === file.size) break;
       attemptsWithoutProgress = progress.size > before ? 0 : attemptsWithoutProgress + 1;
       if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
@@ -212,9 +209,11 @@ async function fetchBlob(
     if (file.size === 0) await writeFile(partial, "");
     await syncFile(partial);
   } catch (error) {
-    // An oversized file is garbage; anything else is a good prefix to resume from.
-    if (progress.size > file.size) await rm(partial, { force: true });
-    throw error;
+    // A copy of another length is not the listed file: nothing of it is kept. Anything else
+    // leaves a good prefix to resume from.
+    if (!(error instanceof SizeMismatch)) throw error;
+    await rm(partial, { force: true });
+    throw consistencyError(client, file, error);
   }
 
   const digest = progress.hash.digest("hex");
@@ -256,6 +255,11 @@ async function transfer(
   const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
   const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
   const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers);
+  const announced = announcedSize(response);
+  if (announced !== undefined && announced !== file.size) {
+    response.discard();
+    throw new SizeMismatch(announced);
+  }
   if (progress.size > 0 && response.status !== 206) {
     // A server that ignores Range sends the whole body: keeping the prefix would double it (H4).
     onRangeIgnored();
@@ -301,11 +305,29 @@ async function transfer(
   });
   if (req.signal.aborted) throw new InterruptedError("interrupted");
   progress.size = start + received;
-  if (oversized) {
-    progress.size = file.size + 1;
-    return;
-  }
+  // Only a body without Content-Length gets here too long.
+  if (oversized) throw new SizeMismatch(undefined);
   if (cut || progress.size < file.size) throw new TransferCut("transfer cut");
+}
+
+/** The file's length as an answer tells it: a 206's Content-Range total, else Content-Length. */
+function announcedSize(response: HttpAnswer): number | undefined {
+  if (response.status === 206) {
+    const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+    return total === undefined ? undefined : Number(total);
+  }
+  const length = response.header("content-length");
+  return length === undefined ? undefined : Number(length);
+}
+
+/** huggingface_hub's "Consistency check failed" (H5), with what to do about it. */
+function consistencyError(client: HubClient, file: RepoFile, mismatch: SizeMismatch): FailedError {
+  return new FailedError(
+    `Consistency check failed: ${file.path} should be of size ${file.size} but has size ${mismatch.actual ?? `over ${file.size}`} ` +
+      `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; rerun to fetch it again. If it happens again, the Hub's ` +
+      "listing and the file it serves disagree: check a proxy or mirror between you and the Hub.",
+    { cause: mismatch },
+  );
 }
 
 /** Takes over the largest partial of this blob a dead run left (by rename: atomic), removing the others. */
@@ -371,13 +393,15 @@ async function fetchInRanges(
       await (req.sleep ?? sleep)(retryDelayMs(attemptsWithoutProgress + 1), req.signal);
     }
   };
-  try {
-    await Promise.all(ranges.map((_, index) => fetchOne(index)));
-  } catch (error) {
-    if (!(error instanceof RangesUnsupported)) throw error;
-    req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
+  // Every range settles before anything is decided, so none is still writing into the partial.
+  const failed = (await Promise.allSettled(ranges.map((_, index) => fetchOne(index)))).find((r) => r.status === "rejected");
+  if (failed) {
+    const error: unknown = failed.reason;
+    if (!(error instanceof RangesUnsupported) && !(error instanceof SizeMismatch)) throw error;
     await removeParts(partial);
     await rm(partial, { force: true });
+    if (error instanceof SizeMismatch) throw consistencyError(client, file, error);
+    req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
     return "ranges-unsupported";
   }
   await syncFile(partial);

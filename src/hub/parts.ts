@@ -80,6 +80,14 @@ export async function removeParts(partial: string): Promise<void> {
 export class RangesUnsupported extends Error {}
 /** A range transfer ended early or its connection dropped; the record holds what landed. */
 export class RangeCut extends Error {}
+/** The server's copy has another length than the listing says (`actual`, when it told). */
+export class SizeMismatch extends Error {
+  readonly actual: number | undefined;
+  constructor(actual: number | undefined) {
+    super(`the server's copy has ${actual ?? "more"} bytes`);
+    this.actual = actual;
+  }
+}
 
 /**
  * Fetches what is left of range `index` into the partial at its offset. `open` makes the request
@@ -98,6 +106,11 @@ export async function fetchRange(
   const from = range.start + (record.done[index] as number);
   if (from >= range.end) return;
   const response = await open({ range: `bytes=${from}-${range.end - 1}` });
+  const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+  if (response.status === 206 && total !== undefined && Number(total) !== record.size) {
+    response.discard();
+    throw new SizeMismatch(Number(total));
+  }
   if (response.status !== 206 || !response.header("content-range")?.startsWith(`bytes ${from}-${range.end - 1}/`)) {
     response.discard();
     throw new RangesUnsupported(`expected 206 for bytes ${from}-${range.end - 1}, got ${response.status}`);

@@ -109,3 +109,221 @@ describe("a hash that does not match (case 6)", () => {
     expect(run.bytes).toBe(2 * file.size);
   });
 });
+
+describe("a dead run's partial (cases 1 and 4)", () => {
+  it("is continued with Range from its size: exactly the rest is served, completed files cost nothing", async () => {
+    using cache = tempCache();
+    const [file, done] = pick(files, LFS, GIT) as [RepoFile, RepoFile];
+    const bytes = world.bytesOf(LFS);
+    const half = Math.floor(file.size / 2);
+    const partial = plantPartial(cache.path, file, bytes.subarray(0, half));
+    // A file already complete from the earlier run.
+    const first = newRun(world, cache.path);
+    await downloadToCache(first.client, first.request(commit, [done]));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, done], cacheDir: cache.path })).toBe(file.size - half);
+
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file, done]));
+    const requests = await world.requestsSince(mark);
+    expect(bodyRequests(requests, file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([[`bytes=${half}-`, 206, file.size - half]]);
+    expect(requests.filter((r) => r.file === done.path)).toEqual([]);
+    expect(run.bytes).toBe(file.size - half);
+    expect([...run.done].sort((a, b) => (a.path < b.path ? -1 : 1))).toEqual([
+      { path: LFS, downloaded: true },
+      { path: GIT, downloaded: false },
+    ]);
+    expect(existsSync(partial)).toBe(false);
+    expectTrueSnapshot(cache.path, commit, [file, done]);
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, done], cacheDir: cache.path })).toBe(0);
+  });
+
+  it("already full length but never renamed: hashed and published with no request at all", async () => {
+    using cache = tempCache();
+    const [file, git] = pick(files, LFS, GIT) as [RepoFile, RepoFile];
+    plantPartial(cache.path, file, world.bytesOf(LFS));
+    plantPartial(cache.path, git, world.bytesOf(GIT));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, git], cacheDir: cache.path })).toBe(0);
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file, git]));
+    const requests = await world.requestsSince(mark);
+    expect(requests).toEqual([]);
+    expect(run.bytes).toBe(0);
+    expectTrueSnapshot(cache.path, commit, [file, git]);
+  });
+
+  it("full length with wrong bytes: caught by the hash, fetched again whole", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const wrong = Buffer.from(world.bytesOf(LFS));
+    wrong[10] = (wrong[10] ?? 0) ^ 1;
+    plantPartial(cache.path, file, wrong);
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
+    expect(run.warnings).toEqual([expect.stringMatching(/^tokenizer\.json: sha256 mismatch/)]);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("the largest usable one is taken; smaller, oversized and foreign ones are handled by their owner's rules", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const bytes = world.bytesOf(LFS);
+    const blobs = join(repoFolder(cache.path, "world/tiny-llama3"), "blobs");
+    const small = plantPartial(cache.path, file, bytes.subarray(0, 1000), "small1");
+    const oversized = plantPartial(cache.path, file, Buffer.concat([bytes, Buffer.from("x")]), "big001");
+    plantPartial(cache.path, file, bytes.subarray(0, 3000), "best01");
+    // Not ours to touch: a live process's partial, another host's, the shared names other tools use.
+    const { writeFileSync } = await import("node:fs");
+    const alive = join(blobs, deadPartialName(file.oid, "alive1", process.pid));
+    const foreign = [
+      alive,
+      join(blobs, `${file.oid}.otherhost-${4_194_305}-abc123.incomplete`),
+      join(blobs, `${file.oid}.incomplete`),
+      join(blobs, `x${deadPartialName(file.oid, "pre001")}`),
+      join(blobs, `${deadPartialName(file.oid, "UPPER1")}`),
+      join(blobs, `${deadPartialName(file.oid, "suffix")}.bak`),
+    ];
+    for (const path of foreign) writeFileSync(path, bytes.subarray(0, 5000));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size - 3000);
+
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[`bytes=3000-`, file.size - 3000]]);
+    expect(existsSync(small)).toBe(false);
+    expect(existsSync(oversized)).toBe(false);
+    for (const path of foreign) expect(statSync(path).size, path).toBe(5000);
+    expect(sha256(readFileSync(blobPath(cache.path, "world/tiny-llama3", file.oid)))).toBe(file.oid);
+  });
+
+  it("an oversized one alone is not used: the file is fetched from byte 0", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, GIT) as [RepoFile];
+    const oversized = plantPartial(cache.path, file, Buffer.concat([world.bytesOf(GIT), Buffer.from("xx")]));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size);
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
+    expect(existsSync(oversized)).toBe(false);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("a server that ignores Range (case 3)", () => {
+  it("gets the file started over from byte 0, warned once; the final size is exact", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, 5000));
+    // The second ignoring answer is cut too, so the file is started over twice.
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", ignoreRange: true, cutAfterBytes: 2000, times: 1 },
+        { match: LFS, origin: "cdn", ignoreRange: true },
+      ],
+    });
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([
+      ["bytes=5000-", 200, 2000],
+      ["bytes=2000-", 200, file.size],
+    ]);
+    expect(run.warnings.filter((w) => w === `${LFS}: the server ignored the Range request; starting this file over`)).toHaveLength(1);
+    expect(statSync(blobPath(cache.path, "world/tiny-llama3", file.oid)).size).toBe(file.size);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("a transfer cut mid-way (case 5)", () => {
+  it("cut three times: each retry asks for the rest from the bytes written, after 1 s each, and ends true", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", cutAfterBytes: 1000, times: 3 }] });
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([
+      [null, 1000],
+      ["bytes=1000-", 1000],
+      ["bytes=2000-", 1000],
+      ["bytes=3000-", file.size - 3000],
+    ]);
+    expect(run.waits).toEqual([1000, 1000, 1000]);
+    expect(run.warnings).toEqual([
+      `${LFS}: transfer cut at 1.0 kB of 58.9 kB, resuming`,
+      `${LFS}: transfer cut at 2.0 kB of 58.9 kB, resuming`,
+      `${LFS}: transfer cut at 3.0 kB of 58.9 kB, resuming`,
+    ]);
+    expect(run.bytes).toBe(file.size);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("cut with no progress: fails after 5 tries without progress (waits 2, 4, 8, 8 s), naming the file and what is kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, GIT) as [RepoFile];
+    await world.setScenario({
+      rules: [
+        { match: GIT, origin: "hub", cutAfterBytes: 1000, times: 1 },
+        { match: GIT, origin: "hub", cutAfterBytes: 0 },
+      ],
+    });
+    const mark = world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toBe(`download of ${GIT} failed after 5 retries without progress; rerun to resume (1.0 kB of 51.0 kB kept).`);
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([
+      [null, 1000],
+      ...Array.from({ length: 5 }, () => ["bytes=1000-", 0]),
+    ]);
+    // 1 s after the cut that made progress, then the schedule from the start: 2, 4, 8, 8 s.
+    expect(run.waits).toEqual([1000, 2000, 4000, 8000, 8000]);
+    // The partial is kept for the next run, under this run's own name.
+    const partials = blobNames(cache.path).filter((n) => n.startsWith(`${file.oid}.`) && n.endsWith(".incomplete"));
+    expect(partials).toHaveLength(1);
+    const kept = join(repoFolder(cache.path, "world/tiny-llama3"), "blobs", partials[0] as string);
+    expect(readFileSync(kept).equals(world.bytesOf(GIT).subarray(0, 1000))).toBe(true);
+    expect(existsSync(blobPath(cache.path, "world/tiny-llama3", file.oid))).toBe(false);
+    expect(existsSync(snapshotDir(cache.path, "world/tiny-llama3", commit))).toBe(false);
+  });
+});
+
+describe("a body longer or shorter than the listing says (case 8)", () => {
+  it.each([
+    [LFS, 7],
+    [LFS, -7],
+    [GIT, 3],
+    [GIT, -3],
+  ])("%s %i bytes off: consistency check failed, nothing published, nothing left", async (path, sizeDelta) => {
+    using cache = tempCache();
+    const [file] = pick(files, path) as [RepoFile];
+    await world.setScenario({ rules: [{ match: path, origin: file.lfs ? "cdn" : "hub", sizeDelta }] });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toMatch(
+      new RegExp(`^Consistency check failed: ${path} should be of size ${file.size} but has size ${file.size + sizeDelta} \\(from 127\\.0\\.0\\.1:\\d+\\)\\. Nothing was saved; rerun to fetch it again`),
+    );
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+    expect(existsSync(snapshotDir(cache.path, "world/tiny-llama3", commit))).toBe(false);
+  });
+
+  it("on a resume too: a partial of the right prefix and a longer or shorter rest", async () => {
+    for (const sizeDelta of [5, -5]) {
+      using cache = tempCache();
+      const [file] = pick(files, LFS) as [RepoFile];
+      plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, 1000));
+      await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta }] });
+      const mark = world.mark();
+      const run = newRun(world, cache.path);
+      const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+      expect(error.message).toContain(`Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size + sizeDelta}`);
+      expect(bodyRequests(await world.requestsSince(mark), file).map((r) => r.range)).toEqual(["bytes=1000-"]);
+      expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+    }
+  });
+});

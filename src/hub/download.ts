@@ -1,6 +1,6 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { Transform } from "node:stream";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,7 +10,7 @@ import { formatBytes } from "../common/format.ts";
 import { isAlive } from "../pipeline/lock.ts";
 import { Semaphore } from "../common/semaphore.ts";
 import { testPartBytes } from "../common/test-hooks.ts";
-import { blobLinkTarget, blobPath, refPath, repoFolder, snapshotDir } from "./cache.ts";
+import { blobLinkTarget, blobPath, refPath, refuseUnsafeListing, repoFolder, snapshotDir } from "./cache.ts";
 import {
   defaultPartBytes,
   fetchRange,
@@ -116,6 +116,7 @@ function partBytes(): number {
  * left by a killed run is continued with HTTP Range.
  */
 export async function downloadToCache(client: HubClient, req: DownloadRequest): Promise<void> {
+  refuseUnsafeListing(req.repo, req.commit, req.files);
   const owner = partialOwner();
   const connections = new Semaphore(maxConnections);
   const queue = [...req.files].sort((a, b) => b.size - a.size);
@@ -170,7 +171,7 @@ async function fetchBlob(
   await mkdir(dirname(target), { recursive: true });
   await adoptDeadPartial(req, file, partial);
   if (splitIntoRanges(file.size, partBytes())) {
-    const result = await fetchInRanges(client, req, file, partial, target, connections);
+    const result = await fetchInRanges(client, req, file, partial, connections);
     if (result !== "ranges-unsupported") return result;
   }
 
@@ -192,7 +193,7 @@ async function fetchBlob(
         if (req.signal.aborted) {
           throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`, { cause: error });
         }
-        if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, progress.size) ?? error;
+        if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, await sizeOnDisk(partial)) ?? error;
       }
       if (progress.size === file.size) break;
       attemptsWithoutProgress = progress.size > before ? 0 : attemptsWithoutProgress + 1;
@@ -216,12 +217,22 @@ async function fetchBlob(
     throw consistencyError(client, file, error);
   }
 
-  const digest = progress.hash.digest("hex");
+  return publishIfTrue(req, file, partial, progress.hash.digest("hex"));
+}
+
+/**
+ * Gives a complete partial its final name `blobs/<oid>` if its digest is that name; otherwise
+ * deletes it (a wrong file never gets a blob's name) and returns the wrong digest.
+ */
+async function publishIfTrue(req: DownloadRequest, file: RepoFile, partial: string, digest: string): Promise<string | undefined> {
   if (digest !== file.oid) {
     await rm(partial, { force: true });
     return digest;
   }
-  await rename(partial, target);
+  // The cache folder's read and write bits, so a group-shared cache stays shared (S6); never
+  // world-writable or executable.
+  await chmod(partial, (await stat(req.cacheDir)).mode & 0o664);
+  await rename(partial, blobPath(req.cacheDir, req.repo, file.oid));
   return undefined;
 }
 
@@ -303,8 +314,9 @@ async function transfer(
     hashing.once("error", reject);
     body.pipe(hashing).pipe(out);
   });
-  if (req.signal.aborted) throw new InterruptedError("interrupted");
+  // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
+  if (req.signal.aborted) throw new InterruptedError("interrupted");
   // Only a body without Content-Length gets here too long.
   if (oversized) throw new SizeMismatch(undefined);
   if (cut || progress.size < file.size) throw new TransferCut("transfer cut");
@@ -361,7 +373,6 @@ async function fetchInRanges(
   req: DownloadRequest,
   file: RepoFile,
   partial: string,
-  target: string,
   connections: Semaphore,
 ): Promise<string | undefined | "ranges-unsupported"> {
   const bytesPerPart = partBytes();
@@ -407,12 +418,7 @@ async function fetchInRanges(
   await syncFile(partial);
   const digest = await hashFile(partial, newHash(file));
   await removeParts(partial);
-  if (digest !== file.oid) {
-    await rm(partial, { force: true });
-    return digest;
-  }
-  await rename(partial, target);
-  return undefined;
+  return publishIfTrue(req, file, partial, digest);
 }
 
 /** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
@@ -448,6 +454,10 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
+async function sizeOnDisk(path: string): Promise<number> {
+  return stat(path).then((s) => s.size, () => 0);
+}
+
 /** Feeds a resumed partial's bytes to the hash; returns its size (0 when it cannot be used). */
 async function hashExisting(path: string, hash: Hash, expected: number): Promise<number> {
   const size = await stat(path).then((s) => s.size, () => 0);
@@ -469,11 +479,15 @@ async function linkSnapshot(req: DownloadRequest, file: RepoFile): Promise<void>
   const link = join(snapshotDir(req.cacheDir, req.repo, req.commit), file.path);
   const target = blobLinkTarget(file.path, file.oid);
   await mkdir(dirname(link), { recursive: true });
+  if ((await readlink(link).catch(() => undefined)) === target) return;
+  // Made aside and renamed over whatever is there (a copy, a wrong link): another download
+  // linking the same file at the same moment (case 16) or a reader never meets a missing entry.
+  const temp = `${link}.${randomBytes(6).toString("hex")}.tmp`;
+  await symlink(target, temp);
   try {
-    if ((await lstat(link)).isSymbolicLink() && (await readlink(link)) === target) return;
-    await rm(link, { force: true });
-  } catch {
-    // Not there yet.
+    await rename(temp, link);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
   }
-  await symlink(target, link);
 }

@@ -58,7 +58,7 @@ describe("a hash that does not match (case 6)", () => {
     using cache = tempCache();
     const [file] = pick(files, path) as [RepoFile];
     await world.setScenario({ rules: [{ match: path, wrongBytes: true }] });
-    const before = world.mark();
+    const before = await world.mark();
     const run = newRun(world, cache.path);
     const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
 
@@ -83,7 +83,7 @@ describe("a hash that does not match (case 6)", () => {
     ]);
 
     world.resetScenario();
-    const mark = world.mark();
+    const mark = await world.mark();
     const rerun = newRun(world, cache.path);
     await downloadToCache(rerun.client, rerun.request(commit, [file]));
     expectTrueSnapshot(cache.path, commit, [file]);
@@ -95,7 +95,7 @@ describe("a hash that does not match (case 6)", () => {
     using cache = tempCache();
     const [file] = pick(files, LFS) as [RepoFile];
     await world.setScenario({ rules: [{ match: LFS, origin: "cdn", wrongBytes: true, times: 1 }] });
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expectTrueSnapshot(cache.path, commit, [file]);
@@ -122,7 +122,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     await downloadToCache(first.client, first.request(commit, [done]));
     expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, done], cacheDir: cache.path })).toBe(file.size - half);
 
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file, done]));
     const requests = await world.requestsSince(mark);
@@ -144,7 +144,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     plantPartial(cache.path, file, world.bytesOf(LFS));
     plantPartial(cache.path, git, world.bytesOf(GIT));
     expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, git], cacheDir: cache.path })).toBe(0);
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file, git]));
     const requests = await world.requestsSince(mark);
@@ -159,7 +159,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     const wrong = Buffer.from(world.bytesOf(LFS));
     wrong[10] = (wrong[10] ?? 0) ^ 1;
     plantPartial(cache.path, file, wrong);
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
@@ -189,7 +189,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     for (const path of foreign) writeFileSync(path, bytes.subarray(0, 5000));
     expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size - 3000);
 
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[`bytes=3000-`, file.size - 3000]]);
@@ -204,7 +204,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     const [file] = pick(files, GIT) as [RepoFile];
     const oversized = plantPartial(cache.path, file, Buffer.concat([world.bytesOf(GIT), Buffer.from("xx")]));
     expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size);
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
@@ -225,7 +225,7 @@ describe("a server that ignores Range (case 3)", () => {
         { match: LFS, origin: "cdn", ignoreRange: true },
       ],
     });
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([
@@ -243,7 +243,7 @@ describe("a transfer cut mid-way (case 5)", () => {
     using cache = tempCache();
     const [file] = pick(files, LFS) as [RepoFile];
     await world.setScenario({ rules: [{ match: LFS, origin: "cdn", cutAfterBytes: 1000, times: 3 }] });
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([
@@ -271,7 +271,7 @@ describe("a transfer cut mid-way (case 5)", () => {
         { match: GIT, origin: "hub", cutAfterBytes: 0 },
       ],
     });
-    const mark = world.mark();
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
     expect(error).toBeInstanceOf(FailedError);
@@ -318,7 +318,7 @@ describe("a body longer or shorter than the listing says (case 8)", () => {
       const [file] = pick(files, LFS) as [RepoFile];
       plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, 1000));
       await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta }] });
-      const mark = world.mark();
+      const mark = await world.mark();
       const run = newRun(world, cache.path);
       const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
       expect(error.message).toContain(`Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size + sizeDelta}`);

@@ -5,7 +5,7 @@
  * without sleeping through it.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -24,8 +24,8 @@ export interface HubWorld {
   /** Sets the scenario the way a test client does (POST /_world/scenario): the strict parser runs. */
   setScenario(scenario: Partial<Scenario>): Promise<void>;
   resetScenario(): void;
-  /** Number of request-log lines so far: pass it to `requestsSince`. */
-  mark(): number;
+  /** Number of request-log lines so far, once earlier responses have all closed: pass it to `requestsSince`. */
+  mark(): Promise<number>;
   /** The request-log lines after `mark`, once the log has stopped growing (lines land as responses close). */
   requestsSince(mark: number): Promise<RequestLogEntry[]>;
   /** The bytes of a file of a world repo, as the Hub stores them. */
@@ -43,6 +43,18 @@ export async function startHubWorld(): Promise<HubWorld> {
       return [];
     }
   };
+  // The log, once it has stopped growing: a line lands when the server side of a response
+  // closes, a moment after the client is done with it.
+  const settled = async () => {
+    let count = -1;
+    for (let i = 0; i < 400; i++) {
+      const now = lines().length;
+      if (now === count) break;
+      count = now;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return lines();
+  };
   return {
     server,
     async setScenario(scenario) {
@@ -55,19 +67,8 @@ export async function startHubWorld(): Promise<HubWorld> {
       await response.arrayBuffer();
     },
     resetScenario: () => server.scenario.reset(),
-    mark: () => lines().length,
-    async requestsSince(mark) {
-      let count = -1;
-      for (let i = 0; i < 200; i++) {
-        const now = lines().length;
-        if (now === count) break;
-        count = now;
-        await new Promise((resolve) => setTimeout(resolve, 15));
-      }
-      return lines()
-        .slice(mark)
-        .map((l) => JSON.parse(l) as RequestLogEntry);
-    },
+    mark: async () => (await settled()).length,
+    requestsSince: async (mark) => (await settled()).slice(mark).map((l) => JSON.parse(l) as RequestLogEntry),
     bytesOf(path, repo = OPEN_REPO_ID, commit = 0) {
       const manifest = server.store.repo(repo)?.manifest;
       const file = manifest?.commits[commit].files.find((f) => f.path === path);
@@ -205,7 +206,7 @@ export function blobNames(cache: string, repo = OPEN_REPO_ID): string[] {
  * The snapshot is whole and true: each listed file is a relative symlink `../`…`blobs/<oid>`
  * whose content hashes to the blob's name, and no partial is left anywhere in the cache.
  */
-export function expectTrueSnapshot(cache: string, commit: string, files: readonly RepoFile[], repo = OPEN_REPO_ID): void {
+export function expectTrueSnapshot(cache: string, commit: string, files: readonly RepoFile[], repo = OPEN_REPO_ID, keptPartials: readonly string[] = []): void {
   const snapshot = snapshotDir(cache, repo, commit);
   for (const file of files) {
     const link = join(snapshot, file.path);
@@ -217,7 +218,8 @@ export function expectTrueSnapshot(cache: string, commit: string, files: readonl
     expect(bytes.length, file.path).toBe(file.size);
     expect(contentName(bytes, file.oid), file.path).toBe(file.oid);
   }
-  expect(tree(cache).filter((p) => p.endsWith(".incomplete") || p.endsWith(".parts") || p.endsWith(".tmp"))).toEqual([]);
+  const leftovers = tree(cache).filter((p) => p.endsWith(".incomplete") || p.endsWith(".parts") || p.endsWith(".tmp"));
+  expect(leftovers.filter((p) => !keptPartials.some((kept) => p.endsWith(kept)))).toEqual([]);
 }
 
 /** A pid above the kernel's highest possible pid_max (2^22): never a live process. */
@@ -234,6 +236,22 @@ export function plantPartial(cache: string, file: RepoFile, bytes: Uint8Array, r
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, bytes);
   return path;
+}
+
+/**
+ * The partial this process left in `blobs/`, renamed as if its writer had died (the next run is
+ * another process; in-process, ours is alive and rightly left alone). Returns its size.
+ */
+export function orphanPartial(cache: string, oid: string, repo = OPEN_REPO_ID): number {
+  const blobs = join(repoFolder(cache, repo), "blobs");
+  const ours = new RegExp(`^${oid}\\.[A-Za-z0-9_-]+-${process.pid}-([a-z0-9]+)\\.incomplete$`);
+  const mine = readdirSync(blobs).filter((n) => ours.test(n));
+  expect(mine).toHaveLength(1);
+  const name = mine[0] as string;
+  const random = ours.exec(name)?.[1] as string;
+  const dead = join(blobs, deadPartialName(oid, random));
+  renameSync(join(blobs, name), dead);
+  return statSync(dead).size;
 }
 
 /** File content bytes served (Hub regular files and CDN blobs), per file. */

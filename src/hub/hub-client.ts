@@ -197,7 +197,7 @@ function retryAfterMs(response: HttpAnswer): number | undefined {
   return Number.isFinite(seconds) ? Math.min(seconds * 1000, 60_000) : undefined;
 }
 
+/** The system error code node:http fails with (ECONNREFUSED, ECONNRESET, ENOTFOUND …), else the message. */
 function causeOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
-  return cause?.code ?? (error instanceof Error ? error.message : String(error));
+  return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
 }

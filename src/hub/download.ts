@@ -25,6 +25,7 @@ import {
   sidecarOf,
   splitIntoRanges,
   startParts,
+  writeWhatArrives,
 } from "./parts.ts";
 import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
 import type { HttpAnswer } from "./http.ts";
@@ -101,9 +102,11 @@ async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Pro
 async function resumableBytes(cacheDir: string, repo: string, file: RepoFile): Promise<number> {
   const best = (await deadPartials(cacheDir, repo, file)).find((p) => p.size <= file.size);
   if (!best) return 0;
-  // A file fetched in ranges is full length from the start: its sidecar says what is really there.
+  // A file fetched in ranges is full length from the start: its sidecar says what is really there,
+  // and one that does not fit means holes, so nothing (as startFromPrefix decides).
   const parts = await readParts(best.path, file.size, partBytes());
-  return parts ? parts.done.reduce((n, d) => n + d, 0) : best.size;
+  if (parts) return parts.done.reduce((n, d) => n + d, 0);
+  return (await exists(sidecarOf(best.path))) ? 0 : best.size;
 }
 
 function partBytes(): number {
@@ -268,7 +271,8 @@ async function transfer(
   const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers);
   const announced = announcedSize(response);
   if (announced !== undefined && announced !== file.size) {
-    response.discard();
+    // Dropped unread: it may be a whole (wrong) file.
+    response.body.destroy();
     throw new SizeMismatch(announced);
   }
   if (progress.size > 0 && response.status !== 206) {
@@ -280,11 +284,13 @@ async function transfer(
   const start = progress.size;
   let received = 0;
   let oversized = false;
+  const body = response.body;
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      // More than promised: drop the rest; the caller reports it.
+      // More than promised: stop reading; the caller reports it.
       if (oversized || start + received + chunk.length > file.size) {
         oversized = true;
+        body.destroy();
         return done();
       }
       received += chunk.length;
@@ -294,26 +300,7 @@ async function transfer(
     },
   });
   const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
-  const body = response.body;
-  const cut = await new Promise<boolean>((resolve, reject) => {
-    let ended = false;
-    let dropped = false;
-    // The source failing must not destroy the file stream: end it, so what arrived is written.
-    const drop = () => {
-      if (ended || dropped) return;
-      dropped = true;
-      body.unpipe(hashing);
-      hashing.end();
-    };
-    body.once("end", () => (ended = true));
-    body.once("error", drop);
-    body.once("aborted", drop);
-    body.once("close", drop);
-    out.once("finish", () => resolve(dropped));
-    out.once("error", reject);
-    hashing.once("error", reject);
-    body.pipe(hashing).pipe(out);
-  });
+  const cut = await writeWhatArrives(body, hashing, out);
   // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
   if (req.signal.aborted) throw new InterruptedError("interrupted");
@@ -391,7 +378,7 @@ async function fetchInRanges(
         await connections.use(() => fetchRange(partial, record, index, (headers) => client.request(url, what, headers), req.onBytes));
         continue;
       } catch (error) {
-        if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
+        if (req.signal.aborted) throw error;
         if (!(error instanceof RangeCut)) throw diskFull(error, file, partial, record.done.reduce((n, d) => n + d, 0)) ?? error;
       }
       attemptsWithoutProgress = (record.done[index] as number) > before ? 0 : attemptsWithoutProgress + 1;
@@ -408,6 +395,8 @@ async function fetchInRanges(
   const failed = (await Promise.allSettled(ranges.map((_, index) => fetchOne(index)))).find((r) => r.status === "rejected");
   if (failed) {
     const error: unknown = failed.reason;
+    // Counted once every range has saved what it has.
+    if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
     if (!(error instanceof RangesUnsupported) && !(error instanceof SizeMismatch)) throw error;
     await removeParts(partial);
     await rm(partial, { force: true });
@@ -424,7 +413,7 @@ async function fetchInRanges(
 /** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
 async function startFromPrefix(partial: string, size: number, bytesPerPart: number): Promise<PartsRecord> {
   // A sidecar that did not fit means a ranged file with holes: nothing in it can be trusted.
-  const unusableSidecar = await stat(sidecarOf(partial)).then(() => true, () => false);
+  const unusableSidecar = await exists(sidecarOf(partial));
   const length = await stat(partial).then((s) => s.size, () => 0);
   const prefix = unusableSidecar || length > size ? 0 : length;
   const record = await startParts(partial, size, bytesPerPart, prefix > 0);
@@ -452,6 +441,10 @@ async function syncFile(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
 }
 
 async function sizeOnDisk(path: string): Promise<number> {

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, readFile, rm } from "node:fs/promises";
+import type { Readable, Writable } from "node:stream";
 import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError } from "../common/errors.ts";
 import type { HttpAnswer } from "./http.ts";
@@ -15,8 +15,8 @@ import type { HttpAnswer } from "./http.ts";
 
 /** Ranges of this size (128 MiB); a file gets ranges only when it makes at least two. */
 export const defaultPartBytes = 128 * 1024 * 1024;
-/** How often a range records its progress (bytes on disk), besides at its end. */
-const recordEveryBytes = 16 * 1024 * 1024;
+/** A range records its progress (bytes on disk) every this much of its length (16 MiB of 128), and at its end. */
+const recordsPerRange = 8;
 
 export interface Range {
   readonly start: number;
@@ -72,6 +72,21 @@ export async function startParts(partial: string, size: number, partBytes: numbe
   return record;
 }
 
+/**
+ * The ranges of one partial save the one record they share one after another, each writing it as
+ * it is when its turn comes: side by side, an older copy could be renamed into place last.
+ */
+const sidecarWrites = new Map<string, Promise<void>>();
+
+function saveRecord(partial: string, record: PartsRecord): Promise<void> {
+  const write = (sidecarWrites.get(partial) ?? Promise.resolve()).then(() => writeFileAtomic(sidecarOf(partial), JSON.stringify(record)));
+  // The queue goes on after a failed write; the caller sees the failure.
+  const queued = write.catch(() => {});
+  sidecarWrites.set(partial, queued);
+  void queued.then(() => sidecarWrites.get(partial) === queued && sidecarWrites.delete(partial));
+  return write;
+}
+
 export async function removeParts(partial: string): Promise<void> {
   await rm(sidecarOf(partial), { force: true });
 }
@@ -107,12 +122,13 @@ export async function fetchRange(
   if (from >= range.end) return;
   const response = await open({ range: `bytes=${from}-${range.end - 1}` });
   const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+  // Either answer may be a whole file: dropped unread, never drained to be thrown away.
   if (response.status === 206 && total !== undefined && Number(total) !== record.size) {
-    response.discard();
+    response.body.destroy();
     throw new SizeMismatch(Number(total));
   }
   if (response.status !== 206 || !response.header("content-range")?.startsWith(`bytes ${from}-${range.end - 1}/`)) {
-    response.discard();
+    response.body.destroy();
     throw new RangesUnsupported(`expected 206 for bytes ${from}-${range.end - 1}, got ${response.status}`);
   }
   const out = createWriteStream(partial, { flags: "r+", start: from });
@@ -120,7 +136,7 @@ export async function fetchRange(
   const save = async () => {
     record.done[index] = from - range.start + out.bytesWritten;
     recorded = out.bytesWritten;
-    await writeFileAtomic(sidecarOf(partial), JSON.stringify(record));
+    await saveRecord(partial, record);
   };
   let received = 0;
   const counting = new Transform({
@@ -129,22 +145,55 @@ export async function fetchRange(
       if (from + received > range.end) return done(new FailedError("the server sent more than the range asked for"));
       onBytes(chunk.length);
       // Record now and then what has certainly reached the file.
-      if (out.bytesWritten - recorded >= recordEveryBytes) {
+      if (out.bytesWritten - recorded >= record.partBytes / recordsPerRange) {
         save().then(() => done(null, chunk), done);
         return;
       }
       done(null, chunk);
     },
   });
+  let cut: boolean;
   try {
-    await pipeline(response.body, counting, out);
-  } catch (error) {
+    cut = await writeWhatArrives(response.body, counting, out);
+  } finally {
     await save();
-    if (error instanceof FailedError || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
-    throw new RangeCut("range cut", { cause: error });
   }
-  await save();
-  if (from + received < range.end) throw new RangeCut("range ended early");
+  if (cut || from + received < range.end) throw new RangeCut("range cut");
+}
+
+/**
+ * Pipes an answer's body through `through` into the file stream `out`. A body that fails (a cut
+ * connection) ends the file stream rather than destroying it, so every byte that arrived is in
+ * the file before the caller counts. Resolves whether the body was cut; rejects when the file or
+ * `through` fails (ENOSPC, too many bytes), and then drops the body.
+ */
+export function writeWhatArrives(body: Readable, through: Transform, out: Writable): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    let ended = false;
+    let cut = false;
+    let failed = false;
+    const drop = () => {
+      if (ended || cut || failed) return;
+      cut = true;
+      body.unpipe(through);
+      through.end();
+    };
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      body.destroy();
+      out.destroy();
+      reject(error);
+    };
+    body.once("end", () => (ended = true));
+    body.once("error", drop);
+    body.once("aborted", drop);
+    body.once("close", drop);
+    out.once("finish", () => resolve(cut));
+    out.on("error", fail);
+    through.on("error", fail);
+    body.pipe(through).pipe(out);
+  });
 }
 
 /** The hash of the whole partial, read back once every range is in. */

@@ -5,7 +5,7 @@
  * without sleeping through it.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -251,6 +251,8 @@ export function orphanPartial(cache: string, oid: string, repo = OPEN_REPO_ID): 
   const random = ours.exec(name)?.[1] as string;
   const dead = join(blobs, deadPartialName(oid, random));
   renameSync(join(blobs, name), dead);
+  // A ranged partial's sidecar goes with it.
+  if (existsSync(join(blobs, `${name}.parts`))) renameSync(join(blobs, `${name}.parts`), `${dead}.parts`);
   return statSync(dead).size;
 }
 

@@ -502,6 +502,22 @@ describe("scenario knobs", () => {
     }
   });
 
+  it("sends a body without Content-Length (chunked) when asked, ranges and length changes included", async () => {
+    await setScenario({ rules: [{ match: SHARD1, origin: "cdn", chunked: true, times: 2 }, { match: SHARD1, origin: "cdn", chunked: true, sizeDelta: 5 }] });
+    const shard = fileOf(OPEN_REPO_ID, SHARD1);
+    const location = await cdnLocation(OPEN_REPO_ID, SHARD1);
+    const whole = await fetch(location);
+    expect(whole.headers.get("content-length")).toBeNull();
+    expect(whole.headers.get("transfer-encoding")).toBe("chunked");
+    expect(sha256(new Uint8Array(await whole.arrayBuffer()))).toBe(shard.sha256);
+    const part = await fetch(location, { headers: { Range: "bytes=10-19" } });
+    expect([part.status, part.headers.get("content-range"), part.headers.get("content-length")]).toEqual([206, `bytes 10-19/${shard.size}`, null]);
+    expect((await part.arrayBuffer()).byteLength).toBe(10);
+    const longer = await fetch(location);
+    expect(longer.headers.get("content-length")).toBeNull();
+    expect((await longer.arrayBuffer()).byteLength).toBe(shard.size + 5);
+  });
+
   it("plays status scripts: 503, 503, then OK; 429 with Retry-After", async () => {
     await setScenario({
       rules: [

@@ -243,7 +243,7 @@ export async function serveBytes(
   const length = end - start + 1;
   res.writeHead(range.kind === "range" ? 206 : 200, {
     ...common,
-    "Content-Length": String(length),
+    ...(!rule?.chunked && { "Content-Length": String(length) }),
     ...(range.kind === "range" && { "Content-Range": `bytes ${start}-${end}/${source.size}` }),
   });
   if (req.method === "HEAD" || length === 0) {

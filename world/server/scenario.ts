@@ -42,6 +42,8 @@ export interface FaultRule {
    * while listings and `X-Linked-Size` keep reporting the real one (reliability case 8).
    */
   readonly sizeDelta?: number;
+  /** Send the body without Content-Length (chunked), as some proxies do: its end is its length. */
+  readonly chunked?: boolean;
 }
 
 /**
@@ -117,6 +119,7 @@ function parseRule(where: string, value: unknown): FaultRule {
     "wrongBytes",
     "bytesPerSecond",
     "sizeDelta",
+    "chunked",
   ]);
   const rule: FaultRule = {
     match: optional(`${where}.match`, value.match, isString, "a glob string"),
@@ -129,9 +132,15 @@ function parseRule(where: string, value: unknown): FaultRule {
     wrongBytes: optional(`${where}.wrongBytes`, value.wrongBytes, isBoolean, "a boolean"),
     bytesPerSecond: optional(`${where}.bytesPerSecond`, value.bytesPerSecond, isPositive, "a positive number"),
     sizeDelta: optional(`${where}.sizeDelta`, value.sizeDelta, isNonZeroInteger, "a non-zero whole number of bytes"),
+    chunked: optional(`${where}.chunked`, value.chunked, isBoolean, "a boolean"),
   };
   const bodyEffect =
-    rule.ignoreRange || rule.cutAfterBytes !== undefined || rule.wrongBytes || rule.bytesPerSecond !== undefined || rule.sizeDelta !== undefined;
+    rule.ignoreRange ||
+    rule.cutAfterBytes !== undefined ||
+    rule.wrongBytes ||
+    rule.bytesPerSecond !== undefined ||
+    rule.sizeDelta !== undefined ||
+    rule.chunked;
   // A status answer has no file body, so mixing would silently drop the body effects.
   if (rule.status !== undefined && bodyEffect) throw new ScenarioError(`${where}: "status" cannot be combined with body effects`);
   if (rule.status === undefined && !bodyEffect) throw new ScenarioError(`${where}: the rule has no effect`);
@@ -236,7 +245,8 @@ export class ScenarioState {
         (rule.cutAfterBytes !== undefined && size > rule.cutAfterBytes) ||
         (rule.wrongBytes === true && size > 0) ||
         rule.bytesPerSecond !== undefined ||
-        (rule.sizeDelta !== undefined && Math.max(0, body.fullSize + rule.sizeDelta) !== body.fullSize)
+        (rule.sizeDelta !== undefined && Math.max(0, body.fullSize + rule.sizeDelta) !== body.fullSize) ||
+        rule.chunked === true
       );
     });
   }

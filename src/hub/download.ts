@@ -28,6 +28,7 @@ import {
   writeWhatArrives,
 } from "./parts.ts";
 import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
+import { HubError } from "./hub-errors.ts";
 import type { HttpAnswer } from "./http.ts";
 
 export interface DownloadRequest {
@@ -268,7 +269,10 @@ async function transfer(
 ): Promise<void> {
   const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
   const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
-  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers);
+  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers).catch((error: unknown) => {
+    // Nothing there from where the last body ended (one without Content-Length): the copy is shorter.
+    throw error instanceof HubError && error.status === 416 ? new SizeMismatch(progress.size) : error;
+  });
   const announced = announcedSize(response);
   if (announced !== undefined && announced !== file.size) {
     // Dropped unread: it may be a whole (wrong) file.

@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { formatBytes } from "../../src/common/format.ts";
 import { blobPath, refPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
@@ -32,6 +32,7 @@ import {
   gitSha1,
   type HubWorld,
   listing,
+  worldListing,
   newRun,
   OPEN_REPO_ID,
   orphanPartial,
@@ -44,14 +45,16 @@ import {
   tree,
 } from "./hub-world.ts";
 
+// Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
+vi.setConfig({ testTimeout: 5_000 });
+
 let world: HubWorld;
 let commit: string;
 let files: RepoFile[];
 
 beforeAll(async () => {
   world = await startHubWorld();
-  using cache = tempCache();
-  ({ commit, files } = await listing(newRun(world, cache.path).client));
+  ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
 afterEach(() => world.resetScenario());

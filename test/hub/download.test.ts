@@ -3,9 +3,9 @@
  * transfer goes wrong in the ways reliability.md lists (cases 1-8, 15b), checked on disk and in
  * the server's request log.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../src/hub/download.ts";
@@ -17,6 +17,7 @@ import {
   expectTrueSnapshot,
   type HubWorld,
   listing,
+  worldListing,
   newRun,
   pick,
   plantPartial,
@@ -27,6 +28,9 @@ import {
   tree,
 } from "./hub-world.ts";
 
+// Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
+vi.setConfig({ testTimeout: 5_000 });
+
 let world: HubWorld;
 /** The open repo at main: its commit and every file. */
 let commit: string;
@@ -34,8 +38,7 @@ let files: RepoFile[];
 
 beforeAll(async () => {
   world = await startHubWorld();
-  using cache = tempCache();
-  ({ commit, files } = await listing(newRun(world, cache.path).client));
+  ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
 afterEach(() => world.resetScenario());
@@ -173,10 +176,11 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     const bytes = world.bytesOf(LFS);
     const blobs = join(repoFolder(cache.path, "world/tiny-llama3"), "blobs");
     const small = plantPartial(cache.path, file, bytes.subarray(0, 1000), "small1");
+    // A sidecar goes with its partial.
+    writeFileSync(`${small}.parts`, "{}");
     const oversized = plantPartial(cache.path, file, Buffer.concat([bytes, Buffer.from("x")]), "big001");
     plantPartial(cache.path, file, bytes.subarray(0, 3000), "best01");
     // Not ours to touch: a live process's partial, another host's, the shared names other tools use.
-    const { writeFileSync } = await import("node:fs");
     const alive = join(blobs, deadPartialName(file.oid, "alive1", process.pid));
     const foreign = [
       alive,
@@ -194,6 +198,7 @@ describe("a dead run's partial (cases 1 and 4)", () => {
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[`bytes=3000-`, file.size - 3000]]);
     expect(existsSync(small)).toBe(false);
+    expect(existsSync(`${small}.parts`)).toBe(false);
     expect(existsSync(oversized)).toBe(false);
     for (const path of foreign) expect(statSync(path).size, path).toBe(5000);
     expect(sha256(readFileSync(blobPath(cache.path, "world/tiny-llama3", file.oid)))).toBe(file.oid);
@@ -325,5 +330,43 @@ describe("a body longer or shorter than the listing says (case 8)", () => {
       expect(bodyRequests(await world.requestsSince(mark), file).map((r) => r.range)).toEqual(["bytes=1000-"]);
       expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
     }
+  });
+});
+
+describe("a body without Content-Length (chunked, as from some proxies)", () => {
+  it("of the right length downloads true", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true }] });
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("longer than listed: stopped at the listed size, consistency check failed, nothing kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true, sizeDelta: 7 }] });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(new RegExp(`^Consistency check failed: ${LFS} should be of size ${file.size} but has size over ${file.size} \\(from `));
+    // Read up to the listed size, not a byte more.
+    expect(run.bytes).toBe(file.size);
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+  });
+
+  it("shorter than listed: the resume finds nothing past its end (416), consistency check failed with the size it has", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true, sizeDelta: -7 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(new RegExp(`^Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size - 7} \\(from `));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status])).toEqual([
+      [null, 200],
+      [`bytes=${file.size - 7}-`, 416],
+    ]);
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
   });
 });

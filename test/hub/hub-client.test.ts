@@ -4,7 +4,7 @@
  * (case 13, recorded instead of slept), and the token's lane (case 37).
  */
 import { createServer } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { HubClient, type RepoFile } from "../../src/hub/hub-client.ts";
 import { HubError } from "../../src/hub/hub-errors.ts";
@@ -19,7 +19,11 @@ import {
   startHubWorld,
   tempCache,
   worldEnv,
+  worldListing,
 } from "./hub-world.ts";
+
+// Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
+vi.setConfig({ testTimeout: 5_000 });
 
 let world: HubWorld;
 beforeAll(async () => {
@@ -75,10 +79,7 @@ describe("metadata", () => {
     const commit = manifest().commits[0];
     const mark = await world.mark();
     const files = await c.listFiles(OPEN_REPO_ID, commit.sha);
-    const expected: RepoFile[] = commit.files.map((f) =>
-      f.lfs ? { path: f.path, size: f.lfs.size, oid: f.lfs.oid, lfs: true } : { path: f.path, size: f.size, oid: f.gitOid, lfs: false },
-    );
-    expect([...files].sort((a, b) => (a.path < b.path ? -1 : 1))).toEqual(expected);
+    expect([...files].sort((a, b) => (a.path < b.path ? -1 : 1))).toEqual(worldListing(world).files);
     // 16 files and a folder at 5 per page: the product followed every Link to the next page.
     const pages = (await world.requestsSince(mark)).filter((r) => r.path.includes("/tree/"));
     expect(pages).toHaveLength(4);

@@ -5,7 +5,7 @@
  * without sleeping through it.
  */
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -16,6 +16,7 @@ import type { DownloadRequest } from "../../src/hub/download.ts";
 import { HubClient, type RepoFile, type Sleep } from "../../src/hub/hub-client.ts";
 import { type HubEnv, readHubEnv } from "../../src/hub/hub-env.ts";
 import { GRANTED_TOKEN, OPEN_REPO_ID, type RequestLogEntry, type Scenario, startWorldServer, type WorldServer } from "../../world/server/index.ts";
+import { FIXTURE_VERSION, materialiseWorldRepos } from "../../world/server/repo-fixture.ts";
 
 export { GATED_REPO_ID, GRANTED_TOKEN, DENIED_TOKEN, OPEN_REPO_ID } from "../../world/server/index.ts";
 
@@ -33,8 +34,39 @@ export interface HubWorld {
   close(): Promise<void>;
 }
 
+/**
+ * The world's repos, generated once per fixture version and shared by every hub test file (and
+ * every Stryker run): each world links its `repos` to them, so a start costs ~10 ms instead of
+ * generating ~12 MB. Whoever makes the lock folder first (mkdir is atomic) generates them.
+ */
+async function sharedRepos(): Promise<string> {
+  const dir = join(tmpdir(), `llama3-trt-hub-test-repos-v${FIXTURE_VERSION}`);
+  const ready = join(dir, "ready");
+  const lock = `${dir}.lock`;
+  for (let waited = 0; !existsSync(ready); waited += 50) {
+    try {
+      mkdirSync(lock);
+    } catch {
+      // Another file is generating them; a lock left by a killed run is taken over after a minute.
+      if (waited > 60_000) rmSync(lock, { recursive: true, force: true });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    try {
+      if (!existsSync(ready)) {
+        await materialiseWorldRepos(dir);
+        writeFileSync(ready, "");
+      }
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+  return join(dir, "repos");
+}
+
 export async function startHubWorld(): Promise<HubWorld> {
   const stateDir = await mkdtemp(join(tmpdir(), "hub-test-world-"));
+  symlinkSync(await sharedRepos(), join(stateDir, "repos"));
   const server = await startWorldServer({ stateDir, hubPort: 0, cdnPort: 0, recorderHost: "127.0.0.1", recorderPort: 0 });
   const lines = () => {
     try {
@@ -145,6 +177,23 @@ export function newRun(world: HubWorld, cache: string, options: { token?: string
     }),
   };
   return run;
+}
+
+/**
+ * A world repo's commit and files as the Hub lists them, from the world's own manifest: test
+ * setup that runs no product code (Stryker would count a mutant reached from a hook as reached
+ * by no test, and run it against every test).
+ */
+export function worldListing(world: HubWorld, repo = OPEN_REPO_ID, commit: 0 | 1 = 0): { commit: string; files: RepoFile[] } {
+  const manifest = world.server.store.repo(repo)?.manifest;
+  if (!manifest) throw new Error(`no repo ${repo}`);
+  const at = manifest.commits[commit];
+  return {
+    commit: at.sha,
+    files: at.files.map((f) =>
+      f.lfs ? { path: f.path, size: f.lfs.size, oid: f.lfs.oid, lfs: true } : { path: f.path, size: f.size, oid: f.gitOid, lfs: false },
+    ),
+  };
 }
 
 /** The listing of a world repo at main through the product's own client, and its commit. */

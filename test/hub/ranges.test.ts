@@ -18,6 +18,7 @@ import {
   expectTrueSnapshot,
   type HubWorld,
   listing,
+  worldListing,
   newRun,
   OPEN_REPO_ID,
   orphanPartial,
@@ -28,6 +29,9 @@ import {
   tree,
 } from "./hub-world.ts";
 
+// Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
+vi.setConfig({ testTimeout: 5_000 });
+
 const PART = 16 * 1024;
 let world: HubWorld;
 let commit: string;
@@ -35,8 +39,7 @@ let files: RepoFile[];
 
 beforeAll(async () => {
   world = await startHubWorld();
-  using cache = tempCache();
-  ({ commit, files } = await listing(newRun(world, cache.path).client));
+  ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
 beforeEach(() => {

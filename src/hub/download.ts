@@ -18,6 +18,7 @@ import {
   type PartsRecord,
   type Range,
   RangeCut,
+  contentRangeTotal,
   RangesUnsupported,
   readParts,
   SizeMismatch,
@@ -61,7 +62,12 @@ const maxAttemptsWithoutProgress = 5;
  * downloads into one cache each write their own file (huggingface_hub #4306, reliability case 16).
  */
 export function partialOwner(): string {
-  return `${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  return `${hostTag()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** This host's name as it can stand in a file name (and in partialPattern's host group). */
+function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, "_");
 }
 
 const partialPattern = /^(?<oid>[0-9a-f]{40}|[0-9a-f]{64})\.(?<host>[A-Za-z0-9_-]+)-(?<pid>\d+)-[a-z0-9]+\.incomplete$/;
@@ -89,11 +95,10 @@ async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Pro
   const blobs = join(repoFolder(cacheDir, repo), "blobs");
   const names = await readdir(blobs).catch(() => [] as string[]);
   const found: { path: string; size: number }[] = [];
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "_");
   for (const name of names) {
     const m = partialPattern.exec(name);
     if (!m?.groups || m.groups.oid !== file.oid) continue;
-    if (m.groups.host !== host || isAlive(Number(m.groups.pid))) continue;
+    if (m.groups.host !== hostTag() || isAlive(Number(m.groups.pid))) continue;
     const size = await stat(join(blobs, name)).then((s) => s.size, () => -1);
     if (size >= 0) found.push({ path: join(blobs, name), size });
   }
@@ -180,7 +185,7 @@ async function fetchBlob(
   }
 
   const progress: Progress = { hash: newHash(file), size: 0 };
-  progress.size = await hashExisting(partial, progress.hash, file.size);
+  progress.size = await hashExisting(partial, progress.hash);
   let warnedRange = false;
   let attemptsWithoutProgress = 0;
   try {
@@ -194,11 +199,10 @@ async function fetchBlob(
           }),
         );
       } catch (error) {
-        if (req.signal.aborted) {
-          throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`, { cause: error });
-        }
-        if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, await sizeOnDisk(partial)) ?? error;
+        if (!req.signal.aborted) throw diskFull(error, file, partial, await sizeOnDisk(partial)) ?? error;
       }
+      // However the transfer ended, an interrupt keeps what arrived for the next run.
+      if (req.signal.aborted) throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`);
       if (progress.size === file.size) break;
       attemptsWithoutProgress = progress.size > before ? 0 : attemptsWithoutProgress + 1;
       if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
@@ -251,13 +255,11 @@ function newHash(file: RepoFile): Hash {
   return file.lfs ? createHash("sha256") : createHash("sha1").update(`blob ${file.size}\0`);
 }
 
-/** Thrown when a body ends early or the connection drops. */
-class TransferCut extends Error {}
-
 /**
  * One GET from `progress.size` on, piped into the file at that offset with backpressure, hashing
  * on the way. When the connection drops, what was received is still written out before the
- * count is taken, so the hash and the file stay in step and the resume loses nothing.
+ * count is taken, so the hash and the file stay in step and the resume loses nothing; the caller
+ * sees from `progress` whether the file is complete.
  */
 async function transfer(
   client: HubClient,
@@ -267,9 +269,8 @@ async function transfer(
   progress: Progress,
   onRangeIgnored: () => void,
 ): Promise<void> {
-  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
   const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
-  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers).catch((error: unknown) => {
+  const response = await client.request(fileUrl(client, req, file), fileWhat(req, file), headers).catch((error: unknown) => {
     // Nothing there from where the last body ended (one without Content-Length): the copy is shorter.
     throw error instanceof HubError && error.status === 416 ? new SizeMismatch(progress.size) : error;
   });
@@ -304,21 +305,26 @@ async function transfer(
     },
   });
   const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
-  const cut = await writeWhatArrives(body, hashing, out);
+  await writeWhatArrives(body, hashing, out);
   // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
-  if (req.signal.aborted) throw new InterruptedError("interrupted");
   // Only a body without Content-Length gets here too long.
   if (oversized) throw new SizeMismatch(undefined);
-  if (cut || progress.size < file.size) throw new TransferCut("transfer cut");
+}
+
+/** `resolve` of a file at the commit, each path segment percent-encoded (J8, case 18). */
+function fileUrl(client: HubClient, req: DownloadRequest, file: RepoFile): string {
+  return `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/** What a request for the file is about, for the Hub's error messages. */
+function fileWhat(req: DownloadRequest, file: RepoFile): { repo: string; revision: string; path: string } {
+  return { repo: req.repo, revision: req.commit, path: file.path };
 }
 
 /** The file's length as an answer tells it: a 206's Content-Range total, else Content-Length. */
 function announcedSize(response: HttpAnswer): number | undefined {
-  if (response.status === 206) {
-    const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
-    return total === undefined ? undefined : Number(total);
-  }
+  if (response.status === 206) return contentRangeTotal(response);
   const length = response.header("content-length");
   return length === undefined ? undefined : Number(length);
 }
@@ -369,8 +375,8 @@ async function fetchInRanges(
   const bytesPerPart = partBytes();
   const ranges = splitIntoRanges(file.size, bytesPerPart) as Range[];
   const record = (await readParts(partial, file.size, bytesPerPart)) ?? (await startFromPrefix(partial, file.size, bytesPerPart));
-  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
-  const what = { repo: req.repo, revision: req.commit, path: file.path };
+  const url = fileUrl(client, req, file);
+  const what = fileWhat(req, file);
   const kept = () => formatBytes(record.done.reduce((n, d) => n + d, 0));
 
   const fetchOne = async (index: number) => {
@@ -417,14 +423,10 @@ async function fetchInRanges(
 /** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
 async function startFromPrefix(partial: string, size: number, bytesPerPart: number): Promise<PartsRecord> {
   // A sidecar that did not fit means a ranged file with holes: nothing in it can be trusted.
-  const unusableSidecar = await exists(sidecarOf(partial));
-  const length = await stat(partial).then((s) => s.size, () => 0);
-  const prefix = unusableSidecar || length > size ? 0 : length;
+  const prefix = (await exists(sidecarOf(partial))) ? 0 : await sizeOnDisk(partial);
   const record = await startParts(partial, size, bytesPerPart, prefix > 0);
-  if (prefix > 0) {
-    const ranges = splitIntoRanges(size, bytesPerPart) as Range[];
-    ranges.forEach((r, i) => (record.done[i] = Math.max(0, Math.min(prefix, r.end) - r.start)));
-  }
+  const ranges = splitIntoRanges(size, bytesPerPart) as Range[];
+  ranges.forEach((r, i) => (record.done[i] = Math.max(0, Math.min(prefix, r.end) - r.start)));
   return record;
 }
 
@@ -455,11 +457,10 @@ async function sizeOnDisk(path: string): Promise<number> {
   return stat(path).then((s) => s.size, () => 0);
 }
 
-/** Feeds a resumed partial's bytes to the hash; returns its size (0 when it cannot be used). */
-async function hashExisting(path: string, hash: Hash, expected: number): Promise<number> {
-  const size = await stat(path).then((s) => s.size, () => 0);
-  if (size === 0 || size > expected) return 0;
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+/** Feeds an adopted partial's bytes (never more than the file has) to the hash; returns its size. */
+async function hashExisting(path: string, hash: Hash): Promise<number> {
+  const size = await sizeOnDisk(path);
+  if (size > 0) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return size;
 }
 

@@ -190,10 +190,9 @@ export class HubClient {
   }
 }
 
+/** `Retry-After` in seconds, at most a minute; none (or an HTTP date) gives undefined. */
 function retryAfterMs(response: HttpAnswer): number | undefined {
-  const value = response.header("retry-after");
-  if (!value) return undefined;
-  const seconds = Number(value);
+  const seconds = Number(response.header("retry-after") ?? Number.NaN);
   return Number.isFinite(seconds) ? Math.min(seconds * 1000, 60_000) : undefined;
 }
 

@@ -76,14 +76,12 @@ export async function startParts(partial: string, size: number, partBytes: numbe
  * The ranges of one partial save the one record they share one after another, each writing it as
  * it is when its turn comes: side by side, an older copy could be renamed into place last.
  */
-const sidecarWrites = new Map<string, Promise<void>>();
+const lastSave = new WeakMap<PartsRecord, Promise<unknown>>();
 
 function saveRecord(partial: string, record: PartsRecord): Promise<void> {
-  const write = (sidecarWrites.get(partial) ?? Promise.resolve()).then(() => writeFileAtomic(sidecarOf(partial), JSON.stringify(record)));
+  const write = (lastSave.get(record) ?? Promise.resolve()).then(() => writeFileAtomic(sidecarOf(partial), JSON.stringify(record)));
   // The queue goes on after a failed write; the caller sees the failure.
-  const queued = write.catch(() => {});
-  sidecarWrites.set(partial, queued);
-  void queued.then(() => sidecarWrites.get(partial) === queued && sidecarWrites.delete(partial));
+  lastSave.set(record, write.catch(() => {}));
   return write;
 }
 
@@ -99,9 +97,16 @@ export class RangeCut extends Error {}
 export class SizeMismatch extends Error {
   readonly actual: number | undefined;
   constructor(actual: number | undefined) {
-    super(`the server's copy has ${actual ?? "more"} bytes`);
+    // Internal: the downloader turns it into the consistency error the user sees.
+    super();
     this.actual = actual;
   }
+}
+
+/** The total length in a `Content-Range: bytes a-b/total` header, if the answer has one. */
+export function contentRangeTotal(response: HttpAnswer): number | undefined {
+  const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+  return total === undefined ? undefined : Number(total);
 }
 
 /**
@@ -119,17 +124,16 @@ export async function fetchRange(
   const ranges = splitIntoRanges(record.size, record.partBytes) as Range[];
   const range = ranges[index] as Range;
   const from = range.start + (record.done[index] as number);
-  if (from >= range.end) return;
   const response = await open({ range: `bytes=${from}-${range.end - 1}` });
-  const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+  const total = contentRangeTotal(response);
   // Either answer may be a whole file: dropped unread, never drained to be thrown away.
-  if (response.status === 206 && total !== undefined && Number(total) !== record.size) {
+  if (total !== undefined && total !== record.size) {
     response.body.destroy();
-    throw new SizeMismatch(Number(total));
+    throw new SizeMismatch(total);
   }
   if (response.status !== 206 || !response.header("content-range")?.startsWith(`bytes ${from}-${range.end - 1}/`)) {
     response.body.destroy();
-    throw new RangesUnsupported(`expected 206 for bytes ${from}-${range.end - 1}, got ${response.status}`);
+    throw new RangesUnsupported();
   }
   const out = createWriteStream(partial, { flags: "r+", start: from });
   let recorded = out.bytesWritten;
@@ -152,44 +156,32 @@ export async function fetchRange(
       done(null, chunk);
     },
   });
-  let cut: boolean;
   try {
-    cut = await writeWhatArrives(response.body, counting, out);
+    await writeWhatArrives(response.body, counting, out);
   } finally {
     await save();
   }
-  if (cut || from + received < range.end) throw new RangeCut("range cut");
+  if (from + received < range.end) throw new RangeCut();
 }
 
 /**
- * Pipes an answer's body through `through` into the file stream `out`. A body that fails (a cut
- * connection) ends the file stream rather than destroying it, so every byte that arrived is in
- * the file before the caller counts. Resolves whether the body was cut; rejects when the file or
- * `through` fails (ENOSPC, too many bytes), and then drops the body.
+ * Pipes an answer's body through `through` into the file stream `out`, and resolves once the
+ * file stream has written all of it. A body that fails (a cut connection) ends the file stream
+ * rather than destroying it, so every byte that arrived is in the file before the caller counts.
+ * Rejects when the file or `through` fails (ENOSPC, too many bytes), and then drops the body.
  */
-export function writeWhatArrives(body: Readable, through: Transform, out: Writable): Promise<boolean> {
+export function writeWhatArrives(body: Readable, through: Transform, out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
-    let ended = false;
-    let cut = false;
-    let failed = false;
-    const drop = () => {
-      if (ended || cut || failed) return;
-      cut = true;
-      body.unpipe(through);
-      through.end();
-    };
     const fail = (error: unknown) => {
-      if (failed) return;
-      failed = true;
       body.destroy();
       out.destroy();
       reject(error);
     };
-    body.once("end", () => (ended = true));
-    body.once("error", drop);
-    body.once("aborted", drop);
-    body.once("close", drop);
-    out.once("finish", () => resolve(cut));
+    // A cut body errors, then closes: pipe() leaves `through` open then, so end it here. After a
+    // complete body pipe() has ended it already, and a second end() does nothing.
+    body.on("error", () => {});
+    body.once("close", () => through.end());
+    out.once("finish", () => resolve());
     out.on("error", fail);
     through.on("error", fail);
     body.pipe(through).pipe(out);

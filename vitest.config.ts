@@ -16,6 +16,12 @@ export default defineConfig({
         test: { name: "world", include: ["test/world/**/*.test.ts"], testTimeout: 120_000 },
       },
       {
+        // The downloader and the Hub client in-process against the world's Hub stand-in, started
+        // in-process on ephemeral ports (no Docker world).
+        extends: true,
+        test: { name: "hub", include: ["test/hub/**/*.test.ts"], testTimeout: 60_000 },
+      },
+      {
         // The CLI as a subprocess, without the test world.
         extends: true,
         test: { name: "cli", include: ["test/cli/**/*.test.ts"], testTimeout: 60_000 },

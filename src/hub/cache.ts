@@ -1,4 +1,5 @@
 import { join, posix, win32 } from "node:path";
+import { FailedError } from "../common/errors.ts";
 
 /**
  * The Hugging Face cache layout (huggingface_hub's `manage-cache` guide), so that this tool,
@@ -54,6 +55,27 @@ export function validOid(oid: string, lfs: boolean): boolean {
 
 export function validCommit(commit: string): boolean {
   return /^[0-9a-f]{40}$/.test(commit);
+}
+
+/**
+ * Refuses a listing any of whose names would be an unsafe path here: file names, blob ids and the
+ * commit all come from the server (reliability case 18). Called before anything is written.
+ */
+export function refuseUnsafeListing(repo: string, commit: string, files: readonly { path: string; oid: string; lfs: boolean }[]): void {
+  if (!validCommit(commit)) {
+    throw new FailedError(`Invalid commit from the Hub for ${repo}: ${JSON.stringify(commit)}; refusing to download anything.`);
+  }
+  for (const file of files) {
+    const unsafe = unsafeRelativePath(file.path);
+    if (unsafe) {
+      throw new FailedError(
+        `Invalid filename ${JSON.stringify(file.path)} in ${repo} (${unsafe}): refusing to download anything. Ask the repository owner to rename it.`,
+      );
+    }
+    if (!validOid(file.oid, file.lfs)) {
+      throw new FailedError(`Invalid oid from the Hub for ${file.path} in ${repo}: ${JSON.stringify(file.oid)}; refusing to download anything.`);
+    }
+  }
 }
 
 /** Top-level files conversion and the tokenizer read. Everything else (`original/`, .bin, .pth, .gguf) is skipped. */

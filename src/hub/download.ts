@@ -1,6 +1,6 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { Transform } from "node:stream";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,7 +10,7 @@ import { formatBytes } from "../common/format.ts";
 import { isAlive } from "../pipeline/lock.ts";
 import { Semaphore } from "../common/semaphore.ts";
 import { testPartBytes } from "../common/test-hooks.ts";
-import { blobLinkTarget, blobPath, refPath, repoFolder, snapshotDir } from "./cache.ts";
+import { blobLinkTarget, blobPath, refPath, refuseUnsafeListing, repoFolder, snapshotDir } from "./cache.ts";
 import {
   defaultPartBytes,
   fetchRange,
@@ -18,14 +18,19 @@ import {
   type PartsRecord,
   type Range,
   RangeCut,
+  contentRangeTotal,
   RangesUnsupported,
   readParts,
+  SizeMismatch,
   removeParts,
   sidecarOf,
   splitIntoRanges,
   startParts,
+  writeWhatArrives,
 } from "./parts.ts";
-import type { HubClient, RepoFile } from "./hub-client.ts";
+import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
+import { HubError } from "./hub-errors.ts";
+import type { HttpAnswer } from "./http.ts";
 
 export interface DownloadRequest {
   readonly repo: string;
@@ -37,6 +42,8 @@ export interface DownloadRequest {
   readonly onBytes: (bytes: number) => void;
   readonly onFileDone: (file: RepoFile, downloaded: boolean) => void;
   readonly warn: (message: string) => void;
+  /** How to wait before a retry; default the real clock (tests record the delays instead). */
+  readonly sleep?: Sleep;
 }
 
 /** Files in progress at once. */
@@ -48,7 +55,6 @@ export const concurrentFiles = 4;
 export const maxConnections = 8;
 /** Tries of one file without a single new byte before giving up (huggingface_hub: 5). */
 const maxAttemptsWithoutProgress = 5;
-const backoffCapMs = 8_000;
 
 /**
  * Whose partial file this is: `<host>-<pid>-<random>`. A partial whose process is gone (same host,
@@ -56,7 +62,12 @@ const backoffCapMs = 8_000;
  * downloads into one cache each write their own file (huggingface_hub #4306, reliability case 16).
  */
 export function partialOwner(): string {
-  return `${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  return `${hostTag()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** This host's name as it can stand in a file name (and in partialPattern's host group). */
+function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, "_");
 }
 
 const partialPattern = /^(?<oid>[0-9a-f]{40}|[0-9a-f]{64})\.(?<host>[A-Za-z0-9_-]+)-(?<pid>\d+)-[a-z0-9]+\.incomplete$/;
@@ -84,11 +95,10 @@ async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Pro
   const blobs = join(repoFolder(cacheDir, repo), "blobs");
   const names = await readdir(blobs).catch(() => [] as string[]);
   const found: { path: string; size: number }[] = [];
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "_");
   for (const name of names) {
     const m = partialPattern.exec(name);
     if (!m?.groups || m.groups.oid !== file.oid) continue;
-    if (m.groups.host !== host || isAlive(Number(m.groups.pid))) continue;
+    if (m.groups.host !== hostTag() || isAlive(Number(m.groups.pid))) continue;
     const size = await stat(join(blobs, name)).then((s) => s.size, () => -1);
     if (size >= 0) found.push({ path: join(blobs, name), size });
   }
@@ -98,9 +108,11 @@ async function deadPartials(cacheDir: string, repo: string, file: RepoFile): Pro
 async function resumableBytes(cacheDir: string, repo: string, file: RepoFile): Promise<number> {
   const best = (await deadPartials(cacheDir, repo, file)).find((p) => p.size <= file.size);
   if (!best) return 0;
-  // A file fetched in ranges is full length from the start: its sidecar says what is really there.
+  // A file fetched in ranges is full length from the start: its sidecar says what is really there,
+  // and one that does not fit means holes, so nothing (as startFromPrefix decides).
   const parts = await readParts(best.path, file.size, partBytes());
-  return parts ? parts.done.reduce((n, d) => n + d, 0) : best.size;
+  if (parts) return parts.done.reduce((n, d) => n + d, 0);
+  return (await exists(sidecarOf(best.path))) ? 0 : best.size;
 }
 
 function partBytes(): number {
@@ -113,6 +125,7 @@ function partBytes(): number {
  * left by a killed run is continued with HTTP Range.
  */
 export async function downloadToCache(client: HubClient, req: DownloadRequest): Promise<void> {
+  refuseUnsafeListing(req.repo, req.commit, req.files);
   const owner = partialOwner();
   const connections = new Semaphore(maxConnections);
   const queue = [...req.files].sort((a, b) => b.size - a.size);
@@ -167,12 +180,12 @@ async function fetchBlob(
   await mkdir(dirname(target), { recursive: true });
   await adoptDeadPartial(req, file, partial);
   if (splitIntoRanges(file.size, partBytes())) {
-    const result = await fetchInRanges(client, req, file, partial, target, connections);
+    const result = await fetchInRanges(client, req, file, partial, connections);
     if (result !== "ranges-unsupported") return result;
   }
 
   const progress: Progress = { hash: newHash(file), size: 0 };
-  progress.size = await hashExisting(partial, progress.hash, file.size);
+  progress.size = await hashExisting(partial, progress.hash);
   let warnedRange = false;
   let attemptsWithoutProgress = 0;
   try {
@@ -186,16 +199,10 @@ async function fetchBlob(
           }),
         );
       } catch (error) {
-        if (req.signal.aborted) {
-          throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`, { cause: error });
-        }
-        if (!(error instanceof TransferCut)) throw diskFull(error, file, partial, progress.size) ?? error;
+        if (!req.signal.aborted) throw diskFull(error, file, partial, await sizeOnDisk(partial)) ?? error;
       }
-      if (progress.size > file.size) {
-        throw new FailedError(
-          `Consistency check failed: ${file.path} should be ${file.size} bytes but the server sent more. Rerun to fetch it again.`,
-        );
-      }
+      // However the transfer ended, an interrupt keeps what arrived for the next run.
+      if (req.signal.aborted) throw new InterruptedError(`interrupted; ${formatBytes(progress.size)} of ${file.path} kept, rerun to resume`);
       if (progress.size === file.size) break;
       attemptsWithoutProgress = progress.size > before ? 0 : attemptsWithoutProgress + 1;
       if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
@@ -205,23 +212,35 @@ async function fetchBlob(
         );
       }
       req.warn(`${file.path}: transfer cut at ${formatBytes(progress.size)} of ${formatBytes(file.size)}, resuming`);
-      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+      await (req.sleep ?? sleep)(retryDelayMs(attemptsWithoutProgress + 1), req.signal);
     }
     // An empty file never went through a transfer: make it exist before publishing it.
     if (file.size === 0) await writeFile(partial, "");
     await syncFile(partial);
   } catch (error) {
-    // An oversized file is garbage; anything else is a good prefix to resume from.
-    if (progress.size > file.size) await rm(partial, { force: true });
-    throw error;
+    // A copy of another length is not the listed file: nothing of it is kept. Anything else
+    // leaves a good prefix to resume from.
+    if (!(error instanceof SizeMismatch)) throw error;
+    await rm(partial, { force: true });
+    throw consistencyError(client, file, error);
   }
 
-  const digest = progress.hash.digest("hex");
+  return publishIfTrue(req, file, partial, progress.hash.digest("hex"));
+}
+
+/**
+ * Gives a complete partial its final name `blobs/<oid>` if its digest is that name; otherwise
+ * deletes it (a wrong file never gets a blob's name) and returns the wrong digest.
+ */
+async function publishIfTrue(req: DownloadRequest, file: RepoFile, partial: string, digest: string): Promise<string | undefined> {
   if (digest !== file.oid) {
     await rm(partial, { force: true });
     return digest;
   }
-  await rename(partial, target);
+  // The cache folder's read and write bits, so a group-shared cache stays shared (S6); never
+  // world-writable or executable.
+  await chmod(partial, (await stat(req.cacheDir)).mode & 0o664);
+  await rename(partial, blobPath(req.cacheDir, req.repo, file.oid));
   return undefined;
 }
 
@@ -236,13 +255,11 @@ function newHash(file: RepoFile): Hash {
   return file.lfs ? createHash("sha256") : createHash("sha1").update(`blob ${file.size}\0`);
 }
 
-/** Thrown when a body ends early or the connection drops. */
-class TransferCut extends Error {}
-
 /**
  * One GET from `progress.size` on, piped into the file at that offset with backpressure, hashing
  * on the way. When the connection drops, what was received is still written out before the
- * count is taken, so the hash and the file stay in step and the resume loses nothing.
+ * count is taken, so the hash and the file stay in step and the resume loses nothing; the caller
+ * sees from `progress` whether the file is complete.
  */
 async function transfer(
   client: HubClient,
@@ -252,9 +269,17 @@ async function transfer(
   progress: Progress,
   onRangeIgnored: () => void,
 ): Promise<void> {
-  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
   const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
-  const response = await client.request(url, { repo: req.repo, revision: req.commit, path: file.path }, headers);
+  const response = await client.request(fileUrl(client, req, file), fileWhat(req, file), headers).catch((error: unknown) => {
+    // Nothing there from where the last body ended (one without Content-Length): the copy is shorter.
+    throw error instanceof HubError && error.status === 416 ? new SizeMismatch(progress.size) : error;
+  });
+  const announced = announcedSize(response);
+  if (announced !== undefined && announced !== file.size) {
+    // Dropped unread: it may be a whole (wrong) file.
+    response.body.destroy();
+    throw new SizeMismatch(announced);
+  }
   if (progress.size > 0 && response.status !== 206) {
     // A server that ignores Range sends the whole body: keeping the prefix would double it (H4).
     onRangeIgnored();
@@ -264,11 +289,13 @@ async function transfer(
   const start = progress.size;
   let received = 0;
   let oversized = false;
+  const body = response.body;
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      // More than promised: drop the rest; the caller reports it.
+      // More than promised: stop reading; the caller reports it.
       if (oversized || start + received + chunk.length > file.size) {
         oversized = true;
+        body.destroy();
         return done();
       }
       received += chunk.length;
@@ -278,33 +305,38 @@ async function transfer(
     },
   });
   const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
-  const body = response.body;
-  const cut = await new Promise<boolean>((resolve, reject) => {
-    let ended = false;
-    let dropped = false;
-    // The source failing must not destroy the file stream: end it, so what arrived is written.
-    const drop = () => {
-      if (ended || dropped) return;
-      dropped = true;
-      body.unpipe(hashing);
-      hashing.end();
-    };
-    body.once("end", () => (ended = true));
-    body.once("error", drop);
-    body.once("aborted", drop);
-    body.once("close", drop);
-    out.once("finish", () => resolve(dropped));
-    out.once("error", reject);
-    hashing.once("error", reject);
-    body.pipe(hashing).pipe(out);
-  });
-  if (req.signal.aborted) throw new InterruptedError("interrupted");
+  await writeWhatArrives(body, hashing, out);
+  // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
-  if (oversized) {
-    progress.size = file.size + 1;
-    return;
-  }
-  if (cut || progress.size < file.size) throw new TransferCut("transfer cut");
+  // Only a body without Content-Length gets here too long.
+  if (oversized) throw new SizeMismatch(undefined);
+}
+
+/** `resolve` of a file at the commit, each path segment percent-encoded (J8, case 18). */
+function fileUrl(client: HubClient, req: DownloadRequest, file: RepoFile): string {
+  return `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/** What a request for the file is about, for the Hub's error messages. */
+function fileWhat(req: DownloadRequest, file: RepoFile): { repo: string; revision: string; path: string } {
+  return { repo: req.repo, revision: req.commit, path: file.path };
+}
+
+/** The file's length as an answer tells it: a 206's Content-Range total, else Content-Length. */
+function announcedSize(response: HttpAnswer): number | undefined {
+  if (response.status === 206) return contentRangeTotal(response);
+  const length = response.header("content-length");
+  return length === undefined ? undefined : Number(length);
+}
+
+/** huggingface_hub's "Consistency check failed" (H5), with what to do about it. */
+function consistencyError(client: HubClient, file: RepoFile, mismatch: SizeMismatch): FailedError {
+  return new FailedError(
+    `Consistency check failed: ${file.path} should be of size ${file.size} but has size ${mismatch.actual ?? `over ${file.size}`} ` +
+      `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; rerun to fetch it again. If it happens again, the Hub's ` +
+      "listing and the file it serves disagree: check a proxy or mirror between you and the Hub.",
+    { cause: mismatch },
+  );
 }
 
 /** Takes over the largest partial of this blob a dead run left (by rename: atomic), removing the others. */
@@ -338,14 +370,13 @@ async function fetchInRanges(
   req: DownloadRequest,
   file: RepoFile,
   partial: string,
-  target: string,
   connections: Semaphore,
 ): Promise<string | undefined | "ranges-unsupported"> {
   const bytesPerPart = partBytes();
   const ranges = splitIntoRanges(file.size, bytesPerPart) as Range[];
   const record = (await readParts(partial, file.size, bytesPerPart)) ?? (await startFromPrefix(partial, file.size, bytesPerPart));
-  const url = `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
-  const what = { repo: req.repo, revision: req.commit, path: file.path };
+  const url = fileUrl(client, req, file);
+  const what = fileWhat(req, file);
   const kept = () => formatBytes(record.done.reduce((n, d) => n + d, 0));
 
   const fetchOne = async (index: number) => {
@@ -357,7 +388,7 @@ async function fetchInRanges(
         await connections.use(() => fetchRange(partial, record, index, (headers) => client.request(url, what, headers), req.onBytes));
         continue;
       } catch (error) {
-        if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
+        if (req.signal.aborted) throw error;
         if (!(error instanceof RangeCut)) throw diskFull(error, file, partial, record.done.reduce((n, d) => n + d, 0)) ?? error;
       }
       attemptsWithoutProgress = (record.done[index] as number) > before ? 0 : attemptsWithoutProgress + 1;
@@ -367,40 +398,35 @@ async function fetchInRanges(
         );
       }
       req.warn(`${file.path}: range ${index + 1} of ${ranges.length} cut, resuming`);
-      await sleep(Math.min(1000 * 2 ** attemptsWithoutProgress, backoffCapMs), req.signal);
+      await (req.sleep ?? sleep)(retryDelayMs(attemptsWithoutProgress + 1), req.signal);
     }
   };
-  try {
-    await Promise.all(ranges.map((_, index) => fetchOne(index)));
-  } catch (error) {
-    if (!(error instanceof RangesUnsupported)) throw error;
-    req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
+  // Every range settles before anything is decided, so none is still writing into the partial.
+  const failed = (await Promise.allSettled(ranges.map((_, index) => fetchOne(index)))).find((r) => r.status === "rejected");
+  if (failed) {
+    const error: unknown = failed.reason;
+    // Counted once every range has saved what it has.
+    if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
+    if (!(error instanceof RangesUnsupported) && !(error instanceof SizeMismatch)) throw error;
     await removeParts(partial);
     await rm(partial, { force: true });
+    if (error instanceof SizeMismatch) throw consistencyError(client, file, error);
+    req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
     return "ranges-unsupported";
   }
   await syncFile(partial);
   const digest = await hashFile(partial, newHash(file));
   await removeParts(partial);
-  if (digest !== file.oid) {
-    await rm(partial, { force: true });
-    return digest;
-  }
-  await rename(partial, target);
-  return undefined;
+  return publishIfTrue(req, file, partial, digest);
 }
 
 /** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
 async function startFromPrefix(partial: string, size: number, bytesPerPart: number): Promise<PartsRecord> {
   // A sidecar that did not fit means a ranged file with holes: nothing in it can be trusted.
-  const unusableSidecar = await stat(sidecarOf(partial)).then(() => true, () => false);
-  const length = await stat(partial).then((s) => s.size, () => 0);
-  const prefix = unusableSidecar || length > size ? 0 : length;
+  const prefix = (await exists(sidecarOf(partial))) ? 0 : await sizeOnDisk(partial);
   const record = await startParts(partial, size, bytesPerPart, prefix > 0);
-  if (prefix > 0) {
-    const ranges = splitIntoRanges(size, bytesPerPart) as Range[];
-    ranges.forEach((r, i) => (record.done[i] = Math.max(0, Math.min(prefix, r.end) - r.start)));
-  }
+  const ranges = splitIntoRanges(size, bytesPerPart) as Range[];
+  ranges.forEach((r, i) => (record.done[i] = Math.max(0, Math.min(prefix, r.end) - r.start)));
   return record;
 }
 
@@ -423,11 +449,18 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
-/** Feeds a resumed partial's bytes to the hash; returns its size (0 when it cannot be used). */
-async function hashExisting(path: string, hash: Hash, expected: number): Promise<number> {
-  const size = await stat(path).then((s) => s.size, () => 0);
-  if (size === 0 || size > expected) return 0;
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+async function sizeOnDisk(path: string): Promise<number> {
+  return stat(path).then((s) => s.size, () => 0);
+}
+
+/** Feeds an adopted partial's bytes (never more than the file has) to the hash; returns its size. */
+async function hashExisting(path: string, hash: Hash): Promise<number> {
+  const size = await sizeOnDisk(path);
+  if (size > 0) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return size;
 }
 
@@ -440,29 +473,19 @@ function diskFull(error: unknown, file: RepoFile, partial: string, size: number)
   );
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(new InterruptedError("interrupted"));
-      },
-      { once: true },
-    );
-  });
-}
-
 async function linkSnapshot(req: DownloadRequest, file: RepoFile): Promise<void> {
   const link = join(snapshotDir(req.cacheDir, req.repo, req.commit), file.path);
   const target = blobLinkTarget(file.path, file.oid);
   await mkdir(dirname(link), { recursive: true });
+  if ((await readlink(link).catch(() => undefined)) === target) return;
+  // Made aside and renamed over whatever is there (a copy, a wrong link): another download
+  // linking the same file at the same moment (case 16) or a reader never meets a missing entry.
+  const temp = `${link}.${randomBytes(6).toString("hex")}.tmp`;
+  await symlink(target, temp);
   try {
-    if ((await lstat(link)).isSymbolicLink() && (await readlink(link)) === target) return;
-    await rm(link, { force: true });
-  } catch {
-    // Not there yet.
+    await rename(temp, link);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
   }
-  await symlink(target, link);
 }

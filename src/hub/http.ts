@@ -19,17 +19,15 @@ export interface HttpAnswer {
 }
 
 /** Keep-alive: every file of a model comes from the same two hosts. */
-const agents = {
-  "http:": new http.Agent({ keepAlive: true, maxSockets: 16 }),
-  "https:": new https.Agent({ keepAlive: true, maxSockets: 16 }),
-};
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
 export function httpGet(url: string, options: { headers: Record<string, string>; signal: AbortSignal }): Promise<HttpAnswer> {
   const target = new URL(url);
-  const client = target.protocol === "https:" ? https : http;
-  const agent = target.protocol === "https:" ? agents["https:"] : agents["http:"];
+  // The agent makes the connection, plain or TLS: http.get serves both.
+  const agent = target.protocol === "https:" ? httpsAgent : httpAgent;
   return new Promise((resolve, reject) => {
-    const request = client.get(target, { headers: options.headers, agent, signal: options.signal }, (response) => {
+    const request = http.get(target, { headers: options.headers, agent, signal: options.signal }, (response) => {
       const status = response.statusCode ?? 0;
       const text = async () => {
         const chunks: Buffer[] = [];

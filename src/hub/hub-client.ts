@@ -15,7 +15,33 @@ export interface RepoFile {
 
 /** How many times a transient failure (5xx, 429, reset) is tried before giving up (huggingface_hub: 5). */
 const maxAttempts = 5;
-const backoffCapMs = 8_000;
+
+/**
+ * The wait before retry number `retry` (1, 2, …): 1, 2, 4, 8, 8 … s, huggingface_hub's backoff
+ * (base 1 s, doubling, capped at 8 s). Used by the Hub requests and by the downloads.
+ */
+export function retryDelayMs(retry: number): number {
+  return Math.min(1000 * 2 ** (retry - 1), 8_000);
+}
+
+/** Waits `ms`, or fails with InterruptedError as soon as `signal` aborts. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+/** The real wait. Tests pass their own Sleep, which records the delay and returns at once. */
+export const sleep: Sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new InterruptedError("interrupted"));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new InterruptedError("interrupted"));
+    };
+    // Removed when the time is up: retries would otherwise pile listeners onto one signal.
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 
 /**
  * The Hub API calls the tool makes. Listing goes through @huggingface/hub; every request goes
@@ -26,11 +52,13 @@ export class HubClient {
   readonly hub: HubEnv;
   readonly #signal: AbortSignal;
   readonly #warn: (message: string) => void;
+  readonly #sleep: Sleep;
 
-  constructor(hub: HubEnv, signal: AbortSignal, warn: (message: string) => void = () => {}) {
+  constructor(hub: HubEnv, signal: AbortSignal, warn: (message: string) => void = () => {}, wait: Sleep = sleep) {
     this.hub = hub;
     this.#signal = signal;
     this.#warn = warn;
+    this.#sleep = wait;
   }
 
   /** The 40-hex commit a revision names now. */
@@ -109,18 +137,18 @@ export class HubClient {
           });
         }
         this.#warn(`could not reach ${redactUrl(current)} (${causeOf(error)}); retrying (try ${attempt + 1} of ${maxAttempts})`);
-        await this.#sleep(backoffMs(attempt));
+        await this.#sleep(retryDelayMs(attempt), this.#signal);
         continue;
       }
       if (response.ok) return response;
       if ((response.status === 429 || response.status >= 500) && attempt < maxAttempts) {
         response.discard();
-        const waitMs = retryAfterMs(response) ?? backoffMs(attempt);
+        const waitMs = retryAfterMs(response) ?? retryDelayMs(attempt);
         const id = response.header("x-request-id");
         this.#warn(
           `the Hub answered ${response.status} for ${redactUrl(current)}${id ? ` (request id ${id})` : ""}; retrying in ${(waitMs / 1000).toFixed(0)} s (try ${attempt + 1} of ${maxAttempts})`,
         );
-        await this.#sleep(waitMs);
+        await this.#sleep(waitMs, this.#signal);
         continue;
       }
       const body = await response.text().catch(() => "");
@@ -160,30 +188,15 @@ export class HubClient {
     }
     throw new FailedError(`Too many redirects from ${redactUrl(url)}`);
   }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(resolve, ms);
-      this.#signal.addEventListener("abort", () => {
-        clearTimeout(timer);
-        reject(new InterruptedError("interrupted"));
-      }, { once: true });
-    });
-  }
 }
 
-function backoffMs(attempt: number): number {
-  return Math.min(1000 * 2 ** (attempt - 1), backoffCapMs);
-}
-
+/** `Retry-After` in seconds, at most a minute; none (or an HTTP date) gives undefined. */
 function retryAfterMs(response: HttpAnswer): number | undefined {
-  const value = response.header("retry-after");
-  if (!value) return undefined;
-  const seconds = Number(value);
+  const seconds = Number(response.header("retry-after") ?? Number.NaN);
   return Number.isFinite(seconds) ? Math.min(seconds * 1000, 60_000) : undefined;
 }
 
+/** The system error code node:http fails with (ECONNREFUSED, ECONNRESET, ENOTFOUND …), else the message. */
 function causeOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
-  return cause?.code ?? (error instanceof Error ? error.message : String(error));
+  return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
 }

@@ -33,7 +33,8 @@ export function hubError(failure: HubFailure, what: { repo: string; revision?: s
         `Create a new one at https://huggingface.co/settings/tokens, then \`huggingface-cli login\` or \`export HF_TOKEN=…\`.`,
     );
   }
-  if (status === 401 && !hub.token) {
+  // Without a token the Hub answers 401 for a repo that does not exist too: that is not "gated".
+  if (status === 401 && !hub.token && errorCode !== "RepoNotFound") {
     return new HubError(
       status,
       `${what.repo} is gated and no Hugging Face token was found (looked in ${hub.tokenLookup.join(", ")}). ` +

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, readFile, rm } from "node:fs/promises";
+import type { Readable, Writable } from "node:stream";
 import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError } from "../common/errors.ts";
 import type { HttpAnswer } from "./http.ts";
@@ -15,8 +15,8 @@ import type { HttpAnswer } from "./http.ts";
 
 /** Ranges of this size (128 MiB); a file gets ranges only when it makes at least two. */
 export const defaultPartBytes = 128 * 1024 * 1024;
-/** How often a range records its progress (bytes on disk), besides at its end. */
-const recordEveryBytes = 16 * 1024 * 1024;
+/** A range records its progress (bytes on disk) every this much of its length (16 MiB of 128), and at its end. */
+const recordsPerRange = 8;
 
 export interface Range {
   readonly start: number;
@@ -72,6 +72,19 @@ export async function startParts(partial: string, size: number, partBytes: numbe
   return record;
 }
 
+/**
+ * The ranges of one partial save the one record they share one after another, each writing it as
+ * it is when its turn comes: side by side, an older copy could be renamed into place last.
+ */
+const lastSave = new WeakMap<PartsRecord, Promise<unknown>>();
+
+function saveRecord(partial: string, record: PartsRecord): Promise<void> {
+  const write = (lastSave.get(record) ?? Promise.resolve()).then(() => writeFileAtomic(sidecarOf(partial), JSON.stringify(record)));
+  // The queue goes on after a failed write; the caller sees the failure.
+  lastSave.set(record, write.catch(() => {}));
+  return write;
+}
+
 export async function removeParts(partial: string): Promise<void> {
   await rm(sidecarOf(partial), { force: true });
 }
@@ -80,6 +93,21 @@ export async function removeParts(partial: string): Promise<void> {
 export class RangesUnsupported extends Error {}
 /** A range transfer ended early or its connection dropped; the record holds what landed. */
 export class RangeCut extends Error {}
+/** The server's copy has another length than the listing says (`actual`, when it told). */
+export class SizeMismatch extends Error {
+  readonly actual: number | undefined;
+  constructor(actual: number | undefined) {
+    // Internal: the downloader turns it into the consistency error the user sees.
+    super();
+    this.actual = actual;
+  }
+}
+
+/** The total length in a `Content-Range: bytes a-b/total` header, if the answer has one. */
+export function contentRangeTotal(response: HttpAnswer): number | undefined {
+  const total = /\/(\d+)$/.exec(response.header("content-range") ?? "")?.[1];
+  return total === undefined ? undefined : Number(total);
+}
 
 /**
  * Fetches what is left of range `index` into the partial at its offset. `open` makes the request
@@ -96,18 +124,23 @@ export async function fetchRange(
   const ranges = splitIntoRanges(record.size, record.partBytes) as Range[];
   const range = ranges[index] as Range;
   const from = range.start + (record.done[index] as number);
-  if (from >= range.end) return;
   const response = await open({ range: `bytes=${from}-${range.end - 1}` });
+  const total = contentRangeTotal(response);
+  // Either answer may be a whole file: dropped unread, never drained to be thrown away.
+  if (total !== undefined && total !== record.size) {
+    response.body.destroy();
+    throw new SizeMismatch(total);
+  }
   if (response.status !== 206 || !response.header("content-range")?.startsWith(`bytes ${from}-${range.end - 1}/`)) {
-    response.discard();
-    throw new RangesUnsupported(`expected 206 for bytes ${from}-${range.end - 1}, got ${response.status}`);
+    response.body.destroy();
+    throw new RangesUnsupported();
   }
   const out = createWriteStream(partial, { flags: "r+", start: from });
   let recorded = out.bytesWritten;
   const save = async () => {
     record.done[index] = from - range.start + out.bytesWritten;
     recorded = out.bytesWritten;
-    await writeFileAtomic(sidecarOf(partial), JSON.stringify(record));
+    await saveRecord(partial, record);
   };
   let received = 0;
   const counting = new Transform({
@@ -116,7 +149,7 @@ export async function fetchRange(
       if (from + received > range.end) return done(new FailedError("the server sent more than the range asked for"));
       onBytes(chunk.length);
       // Record now and then what has certainly reached the file.
-      if (out.bytesWritten - recorded >= recordEveryBytes) {
+      if (out.bytesWritten - recorded >= record.partBytes / recordsPerRange) {
         save().then(() => done(null, chunk), done);
         return;
       }
@@ -124,14 +157,35 @@ export async function fetchRange(
     },
   });
   try {
-    await pipeline(response.body, counting, out);
-  } catch (error) {
+    await writeWhatArrives(response.body, counting, out);
+  } finally {
     await save();
-    if (error instanceof FailedError || (error as NodeJS.ErrnoException).code === "ENOSPC") throw error;
-    throw new RangeCut("range cut", { cause: error });
   }
-  await save();
-  if (from + received < range.end) throw new RangeCut("range ended early");
+  if (from + received < range.end) throw new RangeCut();
+}
+
+/**
+ * Pipes an answer's body through `through` into the file stream `out`, and resolves once the
+ * file stream has written all of it. A body that fails (a cut connection) ends the file stream
+ * rather than destroying it, so every byte that arrived is in the file before the caller counts.
+ * Rejects when the file or `through` fails (ENOSPC, too many bytes), and then drops the body.
+ */
+export function writeWhatArrives(body: Readable, through: Transform, out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: unknown) => {
+      body.destroy();
+      out.destroy();
+      reject(error);
+    };
+    // A cut body errors, then closes: pipe() leaves `through` open then, so end it here. After a
+    // complete body pipe() has ended it already, and a second end() does nothing.
+    body.on("error", () => {});
+    body.once("close", () => through.end());
+    out.once("finish", () => resolve());
+    out.on("error", fail);
+    through.on("error", fail);
+    body.pipe(through).pipe(out);
+  });
 }
 
 /** The hash of the whole partial, read back once every range is in. */

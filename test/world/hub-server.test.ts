@@ -460,6 +460,64 @@ describe("scenario knobs", () => {
     expect(served.reduce((diffs, byte, i) => diffs + (byte === real[i] ? 0 : 1), 0)).toBe(1);
   });
 
+  it("serves a body longer or shorter than the listing says, with consistent Content-Length and Range", async () => {
+    await setScenario({ rules: [{ match: SHARD1, origin: "cdn", sizeDelta: 10 }, { match: "config.json", sizeDelta: -4 }] });
+    const shard = fileOf(OPEN_REPO_ID, SHARD1);
+    const real = await blobBytes(OPEN_REPO_ID, shard.sha256);
+    // The Hub still reports the real size.
+    const redirect = await fetch(`${world.hubUrl}/${OPEN_REPO_ID}/resolve/main/${SHARD1}`, { method: "HEAD", redirect: "manual" });
+    expect(redirect.headers.get("x-linked-size")).toBe(String(shard.size));
+    const location = await cdnLocation(OPEN_REPO_ID, SHARD1);
+
+    const longer = await fetch(location);
+    expect(longer.headers.get("content-length")).toBe(String(shard.size + 10));
+    const longerBody = Buffer.from(await longer.arrayBuffer());
+    expect(longerBody.length).toBe(shard.size + 10);
+    expect(longerBody.subarray(0, shard.size).equals(real)).toBe(true);
+    expect(longerBody.subarray(shard.size).equals(Buffer.alloc(10))).toBe(true);
+    expect(await logEntry(longer.headers.get("x-request-id"))).toMatchObject({ bytesSent: shard.size + 10, fault: "sizeDelta=10" });
+
+    const tail = await fetch(location, { headers: { Range: `bytes=${shard.size}-` } });
+    expect(tail.status).toBe(206);
+    expect(tail.headers.get("content-range")).toBe(`bytes ${shard.size}-${shard.size + 9}/${shard.size + 10}`);
+    expect(Buffer.from(await tail.arrayBuffer()).equals(Buffer.alloc(10))).toBe(true);
+
+    const config = fileOf(OPEN_REPO_ID, "config.json");
+    const url = `${world.hubUrl}/${OPEN_REPO_ID}/resolve/main/config.json`;
+    const shorter = await fetch(url);
+    expect(shorter.headers.get("content-length")).toBe(String(config.size - 4));
+    expect(await shorter.text()).toBe(CONFIG_JSON.slice(0, -4));
+    const end = await fetch(url, { headers: { Range: `bytes=${config.size - 10}-` } });
+    expect(end.headers.get("content-range")).toBe(`bytes ${config.size - 10}-${config.size - 5}/${config.size - 4}`);
+    expect(await end.text()).toBe(CONFIG_JSON.slice(config.size - 10, -4));
+    const beyond = await fetch(url, { headers: { Range: `bytes=${config.size - 4}-` } });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get("content-range")).toBe(`bytes */${config.size - 4}`);
+    await beyond.arrayBuffer();
+
+    for (const sizeDelta of [0, 1.5, "10"]) {
+      const refused = await setScenario({ rules: [{ sizeDelta }] });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: string }).error).toContain("scenario.rules[0].sizeDelta: expected a non-zero whole number of bytes");
+    }
+  });
+
+  it("sends a body without Content-Length (chunked) when asked, ranges and length changes included", async () => {
+    await setScenario({ rules: [{ match: SHARD1, origin: "cdn", chunked: true, times: 2 }, { match: SHARD1, origin: "cdn", chunked: true, sizeDelta: 5 }] });
+    const shard = fileOf(OPEN_REPO_ID, SHARD1);
+    const location = await cdnLocation(OPEN_REPO_ID, SHARD1);
+    const whole = await fetch(location);
+    expect(whole.headers.get("content-length")).toBeNull();
+    expect(whole.headers.get("transfer-encoding")).toBe("chunked");
+    expect(sha256(new Uint8Array(await whole.arrayBuffer()))).toBe(shard.sha256);
+    const part = await fetch(location, { headers: { Range: "bytes=10-19" } });
+    expect([part.status, part.headers.get("content-range"), part.headers.get("content-length")]).toEqual([206, `bytes 10-19/${shard.size}`, null]);
+    expect((await part.arrayBuffer()).byteLength).toBe(10);
+    const longer = await fetch(location);
+    expect(longer.headers.get("content-length")).toBeNull();
+    expect((await longer.arrayBuffer()).byteLength).toBe(shard.size + 5);
+  });
+
   it("plays status scripts: 503, 503, then OK; 429 with Retry-After", async () => {
     await setScenario({
       rules: [

@@ -192,6 +192,19 @@ export function bufferSource(bytes: Buffer): ByteSource {
   };
 }
 
+/** The source made `delta` bytes longer (zeros appended) or shorter (its end cut off). */
+function resized(source: ByteSource, delta: number): ByteSource {
+  const size = Math.max(0, source.size + delta);
+  return {
+    size,
+    async *read(start, end) {
+      if (start < source.size) yield* source.read(start, Math.min(end, source.size - 1));
+      const from = Math.max(start, source.size);
+      if (end >= from) yield Buffer.alloc(end - from + 1);
+    },
+  };
+}
+
 /**
  * Serves a file body with Range support and whatever body fault the scenario holds for it.
  * `etag` is the full (quoted) ETag header value; `If-Range` with another value gets the full body.
@@ -205,12 +218,18 @@ export async function serveBytes(
   headers: Record<string, string>,
 ): Promise<void> {
   const { req, res } = ctx;
-  let range = parseRange(req.headers.range, source.size);
   const ifRange = req.headers["if-range"];
-  if (ifRange !== undefined && ifRange !== etag) range = { kind: "none" };
+  const rangeOf = (size: number): RangeRequest =>
+    ifRange !== undefined && ifRange !== etag ? { kind: "none" } : parseRange(req.headers.range, size);
+  let range = rangeOf(source.size);
   const servedSize = range.kind === "range" ? range.end - range.start + 1 : range.kind === "unsatisfiable" ? 0 : source.size;
   const rule = scenario.takeBody(facts, { hasRange: range.kind !== "none", fullSize: source.size, servedSize });
   if (rule) ctx.fault = describeRule(rule);
+  if (rule?.sizeDelta !== undefined) {
+    // The server's copy differs in length from what the listing says: every header follows the copy.
+    source = resized(source, rule.sizeDelta);
+    range = rangeOf(source.size);
+  }
   if (rule?.ignoreRange) range = { kind: "none" };
 
   const common = { ...headers, "Accept-Ranges": "bytes", ETag: etag };
@@ -224,7 +243,7 @@ export async function serveBytes(
   const length = end - start + 1;
   res.writeHead(range.kind === "range" ? 206 : 200, {
     ...common,
-    "Content-Length": String(length),
+    ...(!rule?.chunked && { "Content-Length": String(length) }),
     ...(range.kind === "range" && { "Content-Range": `bytes ${start}-${end}/${source.size}` }),
   });
   if (req.method === "HEAD" || length === 0) {

@@ -36,6 +36,14 @@ export interface FaultRule {
   readonly wrongBytes?: boolean;
   /** Cap the body rate at this many bytes per second. */
   readonly bytesPerSecond?: number;
+  /**
+   * Serve the file as if it were this many bytes longer (zeros appended) or shorter (its end cut
+   * off), with Content-Length, Content-Range and Range handling all consistent with that size,
+   * while listings and `X-Linked-Size` keep reporting the real one (reliability case 8).
+   */
+  readonly sizeDelta?: number;
+  /** Send the body without Content-Length (chunked), as some proxies do: its end is its length. */
+  readonly chunked?: boolean;
 }
 
 /**
@@ -94,6 +102,7 @@ const isString = (v: unknown): v is string => typeof v === "string";
 const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 const isPositive = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
+const isNonZeroInteger = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v !== 0;
 const isStatus = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 400 && v <= 599;
 const isOrigin = (v: unknown): v is Origin => v === "hub" || v === "cdn";
 
@@ -109,6 +118,8 @@ function parseRule(where: string, value: unknown): FaultRule {
     "cutAfterBytes",
     "wrongBytes",
     "bytesPerSecond",
+    "sizeDelta",
+    "chunked",
   ]);
   const rule: FaultRule = {
     match: optional(`${where}.match`, value.match, isString, "a glob string"),
@@ -120,8 +131,16 @@ function parseRule(where: string, value: unknown): FaultRule {
     cutAfterBytes: optional(`${where}.cutAfterBytes`, value.cutAfterBytes, isCount, "a byte count"),
     wrongBytes: optional(`${where}.wrongBytes`, value.wrongBytes, isBoolean, "a boolean"),
     bytesPerSecond: optional(`${where}.bytesPerSecond`, value.bytesPerSecond, isPositive, "a positive number"),
+    sizeDelta: optional(`${where}.sizeDelta`, value.sizeDelta, isNonZeroInteger, "a non-zero whole number of bytes"),
+    chunked: optional(`${where}.chunked`, value.chunked, isBoolean, "a boolean"),
   };
-  const bodyEffect = rule.ignoreRange || rule.cutAfterBytes !== undefined || rule.wrongBytes || rule.bytesPerSecond !== undefined;
+  const bodyEffect =
+    rule.ignoreRange ||
+    rule.cutAfterBytes !== undefined ||
+    rule.wrongBytes ||
+    rule.bytesPerSecond !== undefined ||
+    rule.sizeDelta !== undefined ||
+    rule.chunked;
   // A status answer has no file body, so mixing would silently drop the body effects.
   if (rule.status !== undefined && bodyEffect) throw new ScenarioError(`${where}: "status" cannot be combined with body effects`);
   if (rule.status === undefined && !bodyEffect) throw new ScenarioError(`${where}: the rule has no effect`);
@@ -225,7 +244,9 @@ export class ScenarioState {
         (rule.ignoreRange === true && body.hasRange) ||
         (rule.cutAfterBytes !== undefined && size > rule.cutAfterBytes) ||
         (rule.wrongBytes === true && size > 0) ||
-        rule.bytesPerSecond !== undefined
+        rule.bytesPerSecond !== undefined ||
+        (rule.sizeDelta !== undefined && Math.max(0, body.fullSize + rule.sizeDelta) !== body.fullSize) ||
+        rule.chunked === true
       );
     });
   }

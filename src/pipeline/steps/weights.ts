@@ -7,10 +7,9 @@ import {
   neededForConversion,
   refPath,
   repoFolder,
+  refuseUnsafeListing,
   snapshotDir,
-  unsafeRelativePath,
   validCommit,
-  validOid,
 } from "../../hub/cache.ts";
 import { ensureRoom } from "../../hub/disk.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../hub/download.ts";
@@ -57,17 +56,7 @@ async function list(ctx: StepContext): Promise<Listing> {
   const commit = await hubClient.resolveCommit(model, revision);
   const all = await hubClient.listFiles(model, commit);
   // Names and ids from the server become paths here: all are checked before anything is written.
-  for (const file of all) {
-    const unsafe = unsafeRelativePath(file.path);
-    if (unsafe) {
-      throw new FailedError(
-        `Invalid filename ${JSON.stringify(file.path)} in ${model} (${unsafe}): refusing to download anything. Ask the repository owner to rename it.`,
-      );
-    }
-    if (!validOid(file.oid, file.lfs)) {
-      throw new FailedError(`Invalid oid from the Hub for ${file.path} in ${model}: ${JSON.stringify(file.oid)}; refusing to download anything.`);
-    }
-  }
+  refuseUnsafeListing(model, commit, all);
   const files = all.filter((f) => neededForConversion(f.path));
   const missing = required.filter((name) => !files.some((f) => f.path === name));
   if (missing.length > 0 || !files.some((f) => f.path.endsWith(".safetensors"))) {

@@ -1,0 +1,372 @@
+/**
+ * The downloader against the world's Hub stand-in, in-process: what reaches the cache when the
+ * transfer goes wrong in the ways reliability.md lists (cases 1-8, 15b), checked on disk and in
+ * the server's request log.
+ */
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { FailedError, InterruptedError } from "../../src/common/errors.ts";
+import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
+import { contentMatches, downloadToCache, missingBytes } from "../../src/hub/download.ts";
+import type { RepoFile } from "../../src/hub/hub-client.ts";
+import {
+  blobNames,
+  bodyRequests,
+  deadPartialName,
+  expectTrueSnapshot,
+  type HubWorld,
+  listing,
+  worldListing,
+  newRun,
+  pick,
+  plantPartial,
+  servedBytes,
+  sha256,
+  startHubWorld,
+  tempCache,
+  tree,
+} from "./hub-world.ts";
+
+// Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
+vi.setConfig({ testTimeout: 5_000 });
+
+let world: HubWorld;
+/** The open repo at main: its commit and every file. */
+let commit: string;
+let files: RepoFile[];
+
+beforeAll(async () => {
+  world = await startHubWorld();
+  ({ commit, files } = worldListing(world));
+});
+afterAll(() => world?.close());
+afterEach(() => world.resetScenario());
+
+/** A small LFS file (served by the CDN) and a regular one (served by the Hub, named by its git sha1). */
+const LFS = "tokenizer.json";
+const GIT = "tokenizer_config.json";
+
+async function thrown(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => {
+      throw new Error("expected the download to fail");
+    },
+    (error: unknown) => error as Error,
+  );
+}
+
+describe("a hash that does not match (case 6)", () => {
+  it.each([LFS, GIT])("%s corrupt twice: an error naming both hashes, nothing under blobs/<oid> or snapshots/; a clean rerun is true", async (path) => {
+    using cache = tempCache();
+    const [file] = pick(files, path) as [RepoFile];
+    await world.setScenario({ rules: [{ match: path, wrongBytes: true }] });
+    const before = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+
+    expect(error).toBeInstanceOf(FailedError);
+    const kind = file.lfs ? "sha256" : "git sha1";
+    expect(error.message).toMatch(
+      new RegExp(`^${path} is corrupt twice over: expected ${kind} ${file.oid}, got [0-9a-f]{${file.oid.length}} \\(from 127\\.0\\.0\\.1:\\d+\\)\\. Nothing was saved`),
+    );
+    expect(error.message).not.toContain(`got ${file.oid}`);
+    expect(run.warnings).toEqual([expect.stringMatching(new RegExp(`^${path}: ${kind} mismatch \\(got [0-9a-f]{12}\\), downloading it again$`))]);
+    // The bug this guards against: a wrong file renamed into blobs/<oid> instead of deleted.
+    expect(existsSync(blobPath(cache.path, "world/tiny-llama3", file.oid))).toBe(false);
+    expect(blobNames(cache.path)).toEqual([]);
+    expect(existsSync(join(repoFolder(cache.path, "world/tiny-llama3"), "snapshots"))).toBe(false);
+    expect(existsSync(join(repoFolder(cache.path, "world/tiny-llama3"), "refs"))).toBe(false);
+    expect(run.done).toEqual([]);
+    // Fetched whole twice, no more.
+    const served = bodyRequests(await world.requestsSince(before), file);
+    expect(served.map((r) => [r.range, r.status, r.bytesSent, r.fault])).toEqual([
+      [null, 200, file.size, "wrongBytes=true"],
+      [null, 200, file.size, "wrongBytes=true"],
+    ]);
+
+    world.resetScenario();
+    const mark = await world.mark();
+    const rerun = newRun(world, cache.path);
+    await downloadToCache(rerun.client, rerun.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+    expect(servedBytes(await world.requestsSince(mark), path)).toBe(file.size);
+    expect(rerun.done).toEqual([{ path, downloaded: true }]);
+  });
+
+  it("one flipped byte is fetched again once, with a warning, and ends true", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", wrongBytes: true, times: 1 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+    expect(run.warnings).toHaveLength(1);
+    const served = bodyRequests(await world.requestsSince(mark), file);
+    expect(served.map((r) => [r.range, r.status, r.bytesSent, r.fault ?? null])).toEqual([
+      [null, 200, file.size, "wrongBytes=true"],
+      [null, 200, file.size, null],
+    ]);
+    // Both fetches counted: the bytes really crossed the wire.
+    expect(run.bytes).toBe(2 * file.size);
+  });
+});
+
+describe("a dead run's partial (cases 1 and 4)", () => {
+  it("is continued with Range from its size: exactly the rest is served, completed files cost nothing", async () => {
+    using cache = tempCache();
+    const [file, done] = pick(files, LFS, GIT) as [RepoFile, RepoFile];
+    const bytes = world.bytesOf(LFS);
+    const half = Math.floor(file.size / 2);
+    const partial = plantPartial(cache.path, file, bytes.subarray(0, half));
+    // A file already complete from the earlier run.
+    const first = newRun(world, cache.path);
+    await downloadToCache(first.client, first.request(commit, [done]));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, done], cacheDir: cache.path })).toBe(file.size - half);
+
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file, done]));
+    const requests = await world.requestsSince(mark);
+    expect(bodyRequests(requests, file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([[`bytes=${half}-`, 206, file.size - half]]);
+    expect(requests.filter((r) => r.file === done.path)).toEqual([]);
+    expect(run.bytes).toBe(file.size - half);
+    expect([...run.done].sort((a, b) => (a.path < b.path ? -1 : 1))).toEqual([
+      { path: LFS, downloaded: true },
+      { path: GIT, downloaded: false },
+    ]);
+    expect(existsSync(partial)).toBe(false);
+    expectTrueSnapshot(cache.path, commit, [file, done]);
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, done], cacheDir: cache.path })).toBe(0);
+  });
+
+  it("already full length but never renamed: hashed and published with no request at all", async () => {
+    using cache = tempCache();
+    const [file, git] = pick(files, LFS, GIT) as [RepoFile, RepoFile];
+    plantPartial(cache.path, file, world.bytesOf(LFS));
+    plantPartial(cache.path, git, world.bytesOf(GIT));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file, git], cacheDir: cache.path })).toBe(0);
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file, git]));
+    const requests = await world.requestsSince(mark);
+    expect(requests).toEqual([]);
+    expect(run.bytes).toBe(0);
+    expectTrueSnapshot(cache.path, commit, [file, git]);
+  });
+
+  it("full length with wrong bytes: caught by the hash, fetched again whole", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const wrong = Buffer.from(world.bytesOf(LFS));
+    wrong[10] = (wrong[10] ?? 0) ^ 1;
+    plantPartial(cache.path, file, wrong);
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
+    expect(run.warnings).toEqual([expect.stringMatching(/^tokenizer\.json: sha256 mismatch/)]);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("the largest usable one is taken; smaller, oversized and foreign ones are handled by their owner's rules", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const bytes = world.bytesOf(LFS);
+    const blobs = join(repoFolder(cache.path, "world/tiny-llama3"), "blobs");
+    const small = plantPartial(cache.path, file, bytes.subarray(0, 1000), "small1");
+    // A sidecar goes with its partial.
+    writeFileSync(`${small}.parts`, "{}");
+    const oversized = plantPartial(cache.path, file, Buffer.concat([bytes, Buffer.from("x")]), "big001");
+    plantPartial(cache.path, file, bytes.subarray(0, 3000), "best01");
+    // Not ours to touch: a live process's partial, another host's, the shared names other tools use.
+    const alive = join(blobs, deadPartialName(file.oid, "alive1", process.pid));
+    const foreign = [
+      alive,
+      join(blobs, `${file.oid}.otherhost-${4_194_305}-abc123.incomplete`),
+      join(blobs, `${file.oid}.incomplete`),
+      join(blobs, `x${deadPartialName(file.oid, "pre001")}`),
+      join(blobs, `${deadPartialName(file.oid, "UPPER1")}`),
+      join(blobs, `${deadPartialName(file.oid, "suffix")}.bak`),
+    ];
+    for (const path of foreign) writeFileSync(path, bytes.subarray(0, 5000));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size - 3000);
+
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[`bytes=3000-`, file.size - 3000]]);
+    expect(existsSync(small)).toBe(false);
+    expect(existsSync(`${small}.parts`)).toBe(false);
+    expect(existsSync(oversized)).toBe(false);
+    for (const path of foreign) expect(statSync(path).size, path).toBe(5000);
+    expect(sha256(readFileSync(blobPath(cache.path, "world/tiny-llama3", file.oid)))).toBe(file.oid);
+  });
+
+  it("an oversized one alone is not used: the file is fetched from byte 0", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, GIT) as [RepoFile];
+    const oversized = plantPartial(cache.path, file, Buffer.concat([world.bytesOf(GIT), Buffer.from("xx")]));
+    expect(await missingBytes({ repo: "world/tiny-llama3", files: [file], cacheDir: cache.path })).toBe(file.size);
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[null, file.size]]);
+    expect(existsSync(oversized)).toBe(false);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("a server that ignores Range (case 3)", () => {
+  it("gets the file started over from byte 0, warned once; the final size is exact", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, 5000));
+    // The second ignoring answer is cut too, so the file is started over twice.
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", ignoreRange: true, cutAfterBytes: 2000, times: 1 },
+        { match: LFS, origin: "cdn", ignoreRange: true },
+      ],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([
+      ["bytes=5000-", 200, 2000],
+      ["bytes=2000-", 200, file.size],
+    ]);
+    expect(run.warnings.filter((w) => w === `${LFS}: the server ignored the Range request; starting this file over`)).toHaveLength(1);
+    expect(statSync(blobPath(cache.path, "world/tiny-llama3", file.oid)).size).toBe(file.size);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("a transfer cut mid-way (case 5)", () => {
+  it("cut three times: each retry asks for the rest from the bytes written, after 1 s each, and ends true", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", cutAfterBytes: 1000, times: 3 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([
+      [null, 1000],
+      ["bytes=1000-", 1000],
+      ["bytes=2000-", 1000],
+      ["bytes=3000-", file.size - 3000],
+    ]);
+    expect(run.waits).toEqual([1000, 1000, 1000]);
+    expect(run.warnings).toEqual([
+      `${LFS}: transfer cut at 1.0 kB of 58.9 kB, resuming`,
+      `${LFS}: transfer cut at 2.0 kB of 58.9 kB, resuming`,
+      `${LFS}: transfer cut at 3.0 kB of 58.9 kB, resuming`,
+    ]);
+    expect(run.bytes).toBe(file.size);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("cut with no progress: fails after 5 tries without progress (waits 2, 4, 8, 8 s), naming the file and what is kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, GIT) as [RepoFile];
+    await world.setScenario({
+      rules: [
+        { match: GIT, origin: "hub", cutAfterBytes: 1000, times: 1 },
+        { match: GIT, origin: "hub", cutAfterBytes: 0 },
+      ],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toBe(`download of ${GIT} failed after 5 retries without progress; rerun to resume (1.0 kB of 51.0 kB kept).`);
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([
+      [null, 1000],
+      ...Array.from({ length: 5 }, () => ["bytes=1000-", 0]),
+    ]);
+    // 1 s after the cut that made progress, then the schedule from the start: 2, 4, 8, 8 s.
+    expect(run.waits).toEqual([1000, 2000, 4000, 8000, 8000]);
+    // The partial is kept for the next run, under this run's own name.
+    const partials = blobNames(cache.path).filter((n) => n.startsWith(`${file.oid}.`) && n.endsWith(".incomplete"));
+    expect(partials).toHaveLength(1);
+    const kept = join(repoFolder(cache.path, "world/tiny-llama3"), "blobs", partials[0] as string);
+    expect(readFileSync(kept).equals(world.bytesOf(GIT).subarray(0, 1000))).toBe(true);
+    expect(existsSync(blobPath(cache.path, "world/tiny-llama3", file.oid))).toBe(false);
+    expect(existsSync(snapshotDir(cache.path, "world/tiny-llama3", commit))).toBe(false);
+  });
+});
+
+describe("a body longer or shorter than the listing says (case 8)", () => {
+  it.each([
+    [LFS, 7],
+    [LFS, -7],
+    [GIT, 3],
+    [GIT, -3],
+  ])("%s %i bytes off: consistency check failed, nothing published, nothing left", async (path, sizeDelta) => {
+    using cache = tempCache();
+    const [file] = pick(files, path) as [RepoFile];
+    await world.setScenario({ rules: [{ match: path, origin: file.lfs ? "cdn" : "hub", sizeDelta }] });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toMatch(
+      new RegExp(`^Consistency check failed: ${path} should be of size ${file.size} but has size ${file.size + sizeDelta} \\(from 127\\.0\\.0\\.1:\\d+\\)\\. Nothing was saved; rerun to fetch it again`),
+    );
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+    expect(existsSync(snapshotDir(cache.path, "world/tiny-llama3", commit))).toBe(false);
+  });
+
+  it("on a resume too: a partial of the right prefix and a longer or shorter rest", async () => {
+    for (const sizeDelta of [5, -5]) {
+      using cache = tempCache();
+      const [file] = pick(files, LFS) as [RepoFile];
+      plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, 1000));
+      await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta }] });
+      const mark = await world.mark();
+      const run = newRun(world, cache.path);
+      const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+      expect(error.message).toContain(`Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size + sizeDelta}`);
+      expect(bodyRequests(await world.requestsSince(mark), file).map((r) => r.range)).toEqual(["bytes=1000-"]);
+      expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+    }
+  });
+});
+
+describe("a body without Content-Length (chunked, as from some proxies)", () => {
+  it("of the right length downloads true", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true }] });
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("longer than listed: stopped at the listed size, consistency check failed, nothing kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true, sizeDelta: 7 }] });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(new RegExp(`^Consistency check failed: ${LFS} should be of size ${file.size} but has size over ${file.size} \\(from `));
+    // Read up to the listed size, not a byte more.
+    expect(run.bytes).toBe(file.size);
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+  });
+
+  it("shorter than listed: the resume finds nothing past its end (416), consistency check failed with the size it has", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", chunked: true, sizeDelta: -7 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(new RegExp(`^Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size - 7} \\(from `));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status])).toEqual([
+      [null, 200],
+      [`bytes=${file.size - 7}-`, 416],
+    ]);
+    expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+  });
+});

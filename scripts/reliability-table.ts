@@ -28,7 +28,7 @@ export function casesCovered(testDir = join(root, "test")): Map<number, CaseTest
         const title = /(?:\b(?:it|describe|it\.each\([^)]*\)|it\.skipIf\([^)]*\))|^\s*\]\))\s*\(\s*(["'`])(.*?)\1/.exec(text)?.[2];
         if (!title) return;
         for (const match of title.matchAll(/\(cases? ([^)]*)\)/g)) {
-          for (const part of (match[1] as string).split(/,\s*/)) {
+          for (const part of (match[1] as string).split(/,\s*|\s+and\s+/)) {
             const number = Number(/^\d+/.exec(part)?.[0]);
             if (!Number.isInteger(number) || number < 1 || number > 40) continue;
             const list = byCase.get(number) ?? [];

@@ -287,6 +287,29 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(sha256(join(modelCache(fresh), "blobs", oid))).toBe(oid);
   });
 
+  it.each([
+    ["longer", 1000],
+    ["shorter", -1000],
+  ])("a body %s than X-Linked-Size is a consistency error, with nothing published (case 8)", async (_how, sizeDelta) => {
+    await using box = sandbox(world);
+    const shard = "model-00003-of-00004.safetensors";
+    const size = (await plan(box)).find((st) => st.id === "weights")?.weights?.files.find((f) => f.path === shard)?.size as number;
+    await world.setScenario({ rules: [{ match: shard, origin: "cdn", sizeDelta }] });
+    const result = await weights(box);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`Consistency check failed: ${shard} should be of size ${size} but has size ${size + sizeDelta} (from 127.0.0.1:`);
+    expect(result.stderr).toContain("Nothing was saved; rerun to fetch it again.");
+    const oid = await lfsOid(world, shard);
+    expect(blobsOf(box)).not.toContain(oid);
+    expect(existsSync(join(modelCache(box), "refs/main"))).toBe(false);
+    expect(weightsRecord(box)).toBeUndefined();
+    // Once the server is right again, a rerun publishes a true blob.
+    await world.setScenario({ rules: [] });
+    expect((await weights(box)).exitCode).toBe(0);
+    expect(sha256(join(modelCache(box), "blobs", oid))).toBe(oid);
+    expect(expectSnapshotSound(box)).toHaveLength(10);
+  });
+
   it("a full-length partial that was never renamed is hashed and published, with no request for it (case 4)", async () => {
     await using box = sandbox(world);
     expect((await weights(box)).exitCode).toBe(0);

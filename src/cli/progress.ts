@@ -1,4 +1,3 @@
-import { Listr } from "listr2";
 import type { StepExecutor, StepOutcome } from "../pipeline/runner.ts";
 import type { Output } from "./output.ts";
 
@@ -95,6 +94,8 @@ async function runLive(executors: readonly StepExecutor[], output: Output): Prom
       },
     });
   }
+  // Loaded only for a person at a terminal: CI and scripts never need it.
+  const { Listr } = await import("listr2");
   const list = new Listr(tasks, {
     renderer: "default",
     concurrent: false,

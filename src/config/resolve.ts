@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath } from "node:path";
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { createRequire } from "node:module";
 import { ConfigError } from "../common/errors.ts";
 import { redact } from "../common/redact.ts";
 import { closest } from "../common/text.ts";
@@ -124,6 +124,8 @@ export function readConfigFile(path: string, issues: string[]): Record<string, u
     issues.push(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     return {};
   }
+  // yaml is loaded only when there is a file to read: most runs have none, and it costs ~30 ms.
+  const { isMap, isScalar, LineCounter, parseDocument } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
   const lineCounter = new LineCounter();
   // JSON is parsed by the YAML parser too: it is a subset, and this way a duplicate key in JSON
   // is reported instead of silently keeping the last one (case 34e).

@@ -1,5 +1,6 @@
-import { mkdir } from "node:fs/promises";
-import { simpleGit, type SimpleGit } from "simple-git";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { SimpleGit } from "simple-git";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { redact } from "../common/redact.ts";
 import type { CloneOptions, GitClient } from "./git-client.ts";
@@ -30,12 +31,12 @@ const gitBlockTimeoutMs = 10 * 60_000;
 export class SimpleGitClient implements GitClient {
   async cloneAt(options: CloneOptions): Promise<{ commit: string }> {
     const { url, ref, dir, signal, onLine } = options;
-    const git = this.#git(undefined, signal, onLine);
+    const git = await this.#git(undefined, signal, onLine);
     try {
       if (/^[0-9a-f]{40}$/.test(ref)) {
         // A commit cannot be cloned with --branch: fetch exactly that commit instead.
         await mkdir(dir, { recursive: true });
-        const inDir = this.#git(dir, signal, onLine);
+        const inDir = await this.#git(dir, signal, onLine);
         await inDir.init();
         await inDir.raw(["fetch", "--depth", "1", "--progress", "--", url, ref]);
         await inDir.raw(["checkout", "--detach", "FETCH_HEAD"]);
@@ -68,7 +69,7 @@ export class SimpleGitClient implements GitClient {
   async #resolve(dir: string, candidates: readonly string[]): Promise<string | undefined> {
     for (const candidate of candidates) {
       try {
-        const sha = (await this.#git(dir).revparse(["--verify", "--quiet", candidate])).trim();
+        const sha = (await (await this.#git(dir)).revparse(["--verify", "--quiet", candidate])).trim();
         if (/^[0-9a-f]{40}$/.test(sha)) return sha;
       } catch {
         // Not this kind of ref: try the next.
@@ -77,16 +78,29 @@ export class SimpleGitClient implements GitClient {
     return undefined;
   }
 
+  /**
+   * Read from `.git` itself rather than by running git: every `plan`, `status` and no-op `build`
+   * asks it of both clones, and a spawn (with simple-git loaded for it) costs more than the rest.
+   * Our clones are detached at their tag or commit; a branch is looked up loose, then packed.
+   */
   async headCommit(dir: string): Promise<string | undefined> {
-    try {
-      const head = (await this.#git(dir).revparse(["--verify", "HEAD^{commit}"])).trim();
-      return /^[0-9a-f]{40}$/.test(head) ? head : undefined;
-    } catch {
-      return undefined;
-    }
+    const gitDir = join(dir, ".git");
+    const read = (path: string) => readFile(join(gitDir, path), "utf8").then((text) => text.trim(), () => undefined);
+    const head = await read("HEAD");
+    if (head === undefined) return undefined;
+    if (/^[0-9a-f]{40}$/.test(head)) return head;
+    const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
+    if (!ref || ref.includes("..")) return undefined;
+    const loose = await read(ref);
+    if (loose !== undefined) return /^[0-9a-f]{40}$/.test(loose) ? loose : undefined;
+    const packed = (await read("packed-refs"))?.split("\n").find((line) => line.endsWith(` ${ref}`));
+    const sha = packed?.split(" ")[0];
+    return sha && /^[0-9a-f]{40}$/.test(sha) ? sha : undefined;
   }
 
-  #git(baseDir: string | undefined, signal?: AbortSignal, onLine?: (line: string) => void): SimpleGit {
+  /** simple-git, loaded when git must really run (a clone, a ref lookup). */
+  async #git(baseDir: string | undefined, signal?: AbortSignal, onLine?: (line: string) => void): Promise<SimpleGit> {
+    const { simpleGit } = await import("simple-git");
     const git = simpleGit({
       allowEnvironment: [...allowedGitVariables],
       ...(baseDir ? { baseDir } : {}),

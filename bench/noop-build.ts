@@ -1,5 +1,6 @@
-// How long a `build` with nothing to do takes, as a ratio to `llama3-trt --version` (the cost of
-// starting the CLI at all), both measured here in the same run against the test world.
+// How long the everyday commands take on a finished build (`build` with nothing to do, `plan`,
+// `status`), each as a ratio to `llama3-trt --version` (the cost of starting the CLI at all), all
+// measured here in the same run against the test world. Goal: ≤ 2× and < 1 s.
 //   npm run world:up && npm run build && node bench/noop-build.ts [runs]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -27,18 +28,16 @@ function median(values: number[]): number {
 
 try {
   timed(["build"]);
-  const version: number[] = [];
-  const noop: number[] = [];
-  // Interleaved, so a slow moment of the machine hits both sides alike.
-  for (let i = 0; i < runs; i++) {
-    version.push(timed(["--version"]));
-    noop.push(timed(["build"]));
+  const commands = [["--version"], ["build"], ["plan"], ["status"]];
+  const times = new Map<string, number[]>(commands.map((c) => [c.join(" "), []]));
+  // Interleaved, so a slow moment of the machine hits every command alike.
+  for (let i = 0; i < runs; i++) for (const command of commands) times.get(command.join(" "))?.push(timed(command));
+  const version = median(times.get("--version") ?? []);
+  console.log(`llama3-trt --version: median ${version.toFixed(0)} ms over ${runs} runs`);
+  for (const command of commands.slice(1)) {
+    const ms = median(times.get(command.join(" ")) ?? []);
+    console.log(`llama3-trt ${command.join(" ").padEnd(6)} (nothing to do): median ${ms.toFixed(0)} ms, ratio to --version ${(ms / version).toFixed(2)}`);
   }
-  const v = median(version);
-  const b = median(noop);
-  console.log(`llama3-trt --version: median ${v.toFixed(0)} ms over ${runs} runs`);
-  console.log(`llama3-trt build (nothing to do): median ${b.toFixed(0)} ms over ${runs} runs`);
-  console.log(`ratio no-op build / --version: ${(b / v).toFixed(2)}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

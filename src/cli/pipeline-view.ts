@@ -22,7 +22,7 @@ function workFields(work: StepWork): Record<string, unknown> {
     case "image":
       return { image: work.image };
     case "container":
-      return { container: { ...work.container, gpus: formatValue(work.container.gpus) } };
+      return { container: { ...work.container, gpus: formatValue(work.container.gpus) }, output: work.output };
     case "files":
       return { files: work.files };
   }
@@ -63,8 +63,13 @@ function describeWork(work: StepWork): string[] {
     }
     case "container":
       return [dockerRunLine(work.container)];
-    case "files":
-      return [`${work.files.paths.length} files in ${work.files.dir}`];
+    case "files": {
+      const f = work.files;
+      return [
+        `fill ${f.paths.length} config.pbtxt from ${f.templates} into ${f.dir}, checked against the engine in ${f.engine}:`,
+        ...Object.entries(f.values).map(([key, value]) => `  ${key}=${value}`),
+      ];
+    }
   }
 }
 

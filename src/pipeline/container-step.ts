@@ -1,21 +1,18 @@
 import { access, mkdir, rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { FailedError } from "../common/errors.ts";
-import type { ContainerSpec } from "../docker/container-spec.ts";
 import { removeStaleStaging } from "./staging.ts";
-import type { StepContext } from "./step.ts";
+import type { ContainerWork, StepContext } from "./step.ts";
 
 /**
  * Runs a step's container into a staging folder and renames it into place only when the
  * container succeeded and every expected file is there: a killed or failed run leaves the
  * previous output (or nothing), never a half-written one (case 24).
  */
-export async function runIntoFolder(
-  ctx: StepContext,
-  spec: ContainerSpec,
-  folders: { readonly staging: string; readonly final: string },
-  expectFiles: readonly string[],
-): Promise<void> {
+export async function runIntoFolder(ctx: StepContext, work: ContainerWork): Promise<void> {
+  const { container: spec, output } = work;
+  const folders = { staging: output.staging, final: output.dir };
+  const expectFiles = output.files;
   await removeStaleStaging(folders.final);
   await mkdir(folders.staging, { recursive: true });
   try {

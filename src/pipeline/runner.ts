@@ -168,9 +168,10 @@ export class Pipeline {
     await this.#state.remove(step.id, ...(judged.damaged ? this.#builtFrom(step.id) : []));
     await log.open((line) => hooks.onStepLine?.(step, line));
     let out: Json;
+    let work: StepWork;
     try {
       log.note(`${step.id}: ${forced && judged.state === "done" ? "forced" : judged.reason}`);
-      const work = await step.plan(ctx);
+      work = await step.plan(ctx);
       out = await step.run(ctx, work);
       const verdict = await step.verify(ctx, out);
       if (!verdict.ok) throw new StepFailedError(step.id, log.path, `its outputs did not verify: ${verdict.reason}`, log.tail());
@@ -195,6 +196,7 @@ export class Pipeline {
       fingerprint: judged.fingerprint,
       inputs: judged.inputs,
       out,
+      work: work as unknown as Json,
       finishedAt: new Date().toISOString(),
       tool: { version: this.#version, node: process.versions.node },
       ...(repairs > 0 ? { repairs } : {}),

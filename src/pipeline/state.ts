@@ -17,6 +17,8 @@ export interface StepRecord {
   readonly inputs: StepInputs;
   /** What the step produced (paths, commit, image id…); its `verify` checks these still exist. */
   readonly out: Json;
+  /** The work it did: the very object its `plan` returned and its `run` was given (plan = run). */
+  readonly work?: Json;
   readonly finishedAt: string;
   readonly tool: { readonly version: string; readonly node: string };
   /**

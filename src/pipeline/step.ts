@@ -9,35 +9,65 @@ import type { WorkdirPaths } from "./workdir.ts";
 
 export type { StepId } from "./step-ids.ts";
 
+/** A clone of `url` at `ref` into `dir`. */
+export interface GitWork {
+  readonly kind: "git";
+  readonly git: { readonly url: string; readonly ref: string; readonly dir: string };
+}
+
+/** The files of the model, and where they are or will be. */
+export interface WeightsWork {
+  readonly kind: "weights";
+  readonly weights: {
+    readonly repo: string;
+    readonly revision: string;
+    readonly commit: string | null;
+    readonly source: "hub" | "local" | "cache";
+    /** The folder the model's files are in (a snapshot of the cache, or --model-dir). */
+    readonly dir: string;
+    /** `oid` (the blob's hash) for files from the Hub; local folders have none. */
+    readonly files: readonly { readonly path: string; readonly size: number; readonly oid?: string }[];
+    readonly bytesToDownload: number;
+  };
+}
+
+export interface ImageWork {
+  readonly kind: "image";
+  readonly image: {
+    readonly ref: string;
+    /** present: nothing to do; pull: fetch it; build: build it from templates/ on `base`; unknown: no engine to ask. */
+    readonly action: "present" | "pull" | "build" | "unknown";
+    readonly base?: string;
+    readonly recipe?: string;
+    /** With `unknown`: why it cannot be told. */
+    readonly reason?: string;
+  };
+}
+
+/** A container that writes into `output.staging`, renamed to `output.dir` when `output.files` are all there. */
+export interface ContainerWork {
+  readonly kind: "container";
+  readonly container: ContainerSpec;
+  readonly output: { readonly dir: string; readonly staging: string; readonly files: readonly string[] };
+}
+
+/** The model repository: the backend's templates copied to `dir` and filled with `values`. */
+export interface FilesWork {
+  readonly kind: "files";
+  readonly files: {
+    readonly dir: string;
+    readonly paths: readonly string[];
+    /** The backend's `all_models/inflight_batcher_llm`, copied from. */
+    readonly templates: string;
+    /** Each `${…}` of the templates and its value (paths as Triton's container sees them). */
+    readonly values: Readonly<Record<string, string>>;
+    /** The engine the repository is checked against (its config.json). */
+    readonly engine: string;
+  };
+}
+
 /** What `plan` prints and what `run` executes: one object, so they cannot disagree. */
-export type StepWork =
-  | { readonly kind: "git"; readonly git: { readonly url: string; readonly ref: string; readonly dir: string } }
-  | {
-      readonly kind: "weights";
-      readonly weights: {
-        readonly repo: string;
-        readonly revision: string;
-        readonly commit: string | null;
-        readonly source: "hub" | "local";
-        readonly dir: string;
-        readonly files: readonly { readonly path: string; readonly size: number }[];
-        readonly bytesToDownload: number;
-      };
-    }
-  | {
-      readonly kind: "image";
-      readonly image: {
-        readonly ref: string;
-        /** present: nothing to do; pull: fetch it; build: build it from templates/ on `base`; unknown: no engine to ask. */
-        readonly action: "present" | "pull" | "build" | "unknown";
-        readonly base?: string;
-        readonly recipe?: string;
-        /** With `unknown`: why it cannot be told. */
-        readonly reason?: string;
-      };
-    }
-  | { readonly kind: "container"; readonly container: ContainerSpec }
-  | { readonly kind: "files"; readonly files: { readonly dir: string; readonly paths: readonly string[] } };
+export type StepWork = GitWork | WeightsWork | ImageWork | ContainerWork | FilesWork;
 
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -70,7 +100,7 @@ export interface StepContext {
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }
 
-export interface Step<Out extends Json = Json> {
+export interface Step<Out extends Json = Json, Work extends StepWork = StepWork> {
   readonly id: StepId;
   /** The line a person sees: "Build the TensorRT engine". */
   readonly title: string;
@@ -85,10 +115,10 @@ export interface Step<Out extends Json = Json> {
   describeChange?(before: StepInputs, after: StepInputs): string | undefined;
   /** The outputs a run will produce, derived from the inputs, for planning the steps after it. */
   expectedOut(ctx: StepContext): Promise<Out>;
-  /** The exact work, as data. No writes, no containers. */
-  plan(ctx: StepContext): Promise<StepWork>;
-  /** Does the work. Must be safe to re-run after a crash half-way. */
-  run(ctx: StepContext, work: StepWork): Promise<Out>;
+  /** The exact work, as data: everything `run` will do, nothing else. No writes, no containers. */
+  plan(ctx: StepContext): Promise<Work>;
+  /** Does exactly the work its `plan` returned. Must be safe to re-run after a crash half-way. */
+  run(ctx: StepContext, work: Work): Promise<Out>;
   /** Cheap: are the recorded outputs still there and plausible? */
   verify(ctx: StepContext, out: Out): Promise<Verdict>;
   /**

@@ -92,6 +92,22 @@ describe("build against the test world", { timeout: 300_000 }, () => {
     expect(raw).not.toContain(world.env.HF_TOKEN);
   });
 
+  it("each step does exactly the work plan --json showed for it: the very same object (plan = run)", async () => {
+    await using box = sandbox(world);
+    const planned = await plan(box);
+    const result = await box.run(["build"]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const records = (JSON.parse(readFileSync(join(box.workdir, "state.json"), "utf8")) as { steps: Record<string, { work: Record<string, unknown> }> }).steps;
+    for (const step of planned) {
+      const { id, state: _state, reason: _reason, ...work } = step as unknown as Record<string, unknown>;
+      const { kind: _kind, ...performed } = records[id as string]?.work ?? {};
+      expect(performed, id as string).toEqual(work);
+    }
+    // What plan shows of the model repository includes the values it fills.
+    const files = planned.find((s) => s.id === "model-repo") as unknown as { files: { values: Record<string, string> } };
+    expect(files.files.values).toMatchObject({ engine_dir: "/llama3-trt/engine", decoupled_mode: "true", triton_max_batch_size: "64" });
+  });
+
   it("--max-batch-size makes engine and model-repo stale, not weights or checkpoint", async () => {
     const steps = await plan(built, ["--max-batch-size", "8"]);
     expect(stateOf(steps)).toEqual({

@@ -7,7 +7,7 @@ import { EngineUnreachableError } from "../../docker/docker-client.ts";
 import { pullWithProgress } from "../../docker/pull-progress.ts";
 import { labelKeys } from "../../docker/labels.ts";
 import type { StepInputs } from "../fingerprint.ts";
-import type { Step, StepContext } from "../step.ts";
+import type { ImageWork, Step, StepContext } from "../step.ts";
 
 export interface ImageOut {
   readonly [key: string]: string | null;
@@ -34,7 +34,7 @@ export async function recipeHash(): Promise<string> {
   return hash.digest("hex");
 }
 
-export const buildImageStep: Step<ImageOut> = {
+export const buildImageStep: Step<ImageOut, ImageWork> = {
   id: "build-image",
   title: "Get the TensorRT-LLM v0.8.0 image",
   reads: [],
@@ -62,8 +62,7 @@ export const buildImageStep: Step<ImageOut> = {
   },
   async run(ctx, planned) {
     // Planned without an engine: ask it again now (the preflight has just reached it).
-    const work = planned.kind === "image" && planned.image.action === "unknown" ? await this.plan(ctx) : planned;
-    if (work.kind !== "image") throw new Error("build-image expects image work");
+    const work = planned.image.action === "unknown" ? await this.plan(ctx) : planned;
     const { ref, action } = work.image;
     if (action === "unknown") throw new FailedError(`cannot tell whether ${ref} is present: ${work.image.reason}`);
     const docker = ctx.clients.docker;

@@ -6,7 +6,7 @@ import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
 import { ensureGpus } from "../gpus.ts";
 import { stagingFor } from "../staging.ts";
-import type { Step, StepContext } from "../step.ts";
+import type { ContainerWork, Step, StepContext } from "../step.ts";
 import { filesExist, rankFiles } from "./outputs.ts";
 import type { ImageOut } from "./build-image.ts";
 import type { RepoOut } from "./git-repo.ts";
@@ -53,7 +53,7 @@ async function spec(ctx: StepContext, staging: string): Promise<ContainerSpec> {
   };
 }
 
-export const checkpointStep: Step<CheckpointOut> = {
+export const checkpointStep: Step<CheckpointOut, ContainerWork> = {
   id: "checkpoint",
   title: "Convert the weights to a TensorRT-LLM checkpoint",
   reads: ["trtllm-repo", "weights", "build-image"],
@@ -65,14 +65,17 @@ export const checkpointStep: Step<CheckpointOut> = {
     return { dir: ctx.paths.checkpoint, tp: ctx.settings.tp };
   },
   async plan(ctx) {
-    return { kind: "container", container: await spec(ctx, stagingFor(ctx.paths.checkpoint)) };
+    const staging = stagingFor(ctx.paths.checkpoint);
+    return {
+      kind: "container",
+      container: await spec(ctx, staging),
+      output: { dir: ctx.paths.checkpoint, staging, files: ["config.json", ...rankFiles(ctx.settings.tp, "safetensors")] },
+    };
   },
   async run(ctx, work) {
-    if (work.kind !== "container") throw new Error("checkpoint expects container work");
     await ensureGpus(ctx);
-    const staging = stagingFor(ctx.paths.checkpoint);
-    await runIntoFolder(ctx, work.container, { staging, final: ctx.paths.checkpoint }, ["config.json", ...rankFiles(ctx.settings.tp, "safetensors")]);
-    return { dir: ctx.paths.checkpoint, tp: ctx.settings.tp };
+    await runIntoFolder(ctx, work);
+    return { dir: work.output.dir, tp: ctx.settings.tp };
   },
   async verify(_ctx, out) {
     const verdict = await filesExist(out.dir, ["config.json", ...rankFiles(out.tp, "safetensors")]);

@@ -8,7 +8,7 @@ import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
 import { ensureGpus } from "../gpus.ts";
 import { stagingFor } from "../staging.ts";
-import type { Step, StepContext } from "../step.ts";
+import type { ContainerWork, Step, StepContext } from "../step.ts";
 import type { ImageOut } from "./build-image.ts";
 import type { CheckpointOut } from "./checkpoint.ts";
 import { filesExist, rankFiles } from "./outputs.ts";
@@ -67,7 +67,7 @@ export function engineInputs(s: Settings): StepInputs {
   return { dtype: s.dtype, tp: s.tp, quantize: s.quantize, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
 }
 
-export const engineStep: Step<EngineOut> = {
+export const engineStep: Step<EngineOut, ContainerWork> = {
   id: "engine",
   title: "Build the TensorRT engine",
   reads: ["checkpoint", "build-image"],
@@ -79,14 +79,17 @@ export const engineStep: Step<EngineOut> = {
     return { dir: ctx.paths.engine, tp: s.tp, maxBatchSize: s.maxBatchSize, maxInputLen: s.maxInputLen, maxOutputLen: s.maxOutputLen };
   },
   async plan(ctx) {
-    return { kind: "container", container: spec(ctx, stagingFor(ctx.paths.engine)) };
+    const staging = stagingFor(ctx.paths.engine);
+    return {
+      kind: "container",
+      container: spec(ctx, staging),
+      output: { dir: ctx.paths.engine, staging, files: ["config.json", ...rankFiles(ctx.settings.tp, "engine")] },
+    };
   },
   async run(ctx, work) {
-    if (work.kind !== "container") throw new Error("engine expects container work");
     await ensureGpus(ctx);
-    const staging = stagingFor(ctx.paths.engine);
-    await runIntoFolder(ctx, work.container, { staging, final: ctx.paths.engine }, ["config.json", ...rankFiles(ctx.settings.tp, "engine")]);
-    return { dir: ctx.paths.engine, ...(await readEngineConfig(ctx.paths.engine)) };
+    await runIntoFolder(ctx, work);
+    return { dir: work.output.dir, ...(await readEngineConfig(work.output.dir)) };
   },
   async verify(_ctx, out) {
     const present = await filesExist(out.dir, ["config.json", ...rankFiles(out.tp, "engine")]);

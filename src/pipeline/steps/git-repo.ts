@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
 import { redactUrl } from "../../common/redact.ts";
 import { removeStaleStaging, stagingFor } from "../staging.ts";
-import type { Step, StepContext, Verdict } from "../step.ts";
+import type { GitWork, Step, StepContext, Verdict } from "../step.ts";
 import type { WorkdirPaths } from "../workdir.ts";
 
 export interface RepoOut {
@@ -26,7 +26,7 @@ interface RepoStepOptions {
  * A shallow clone at a ref. It is made in a temporary sibling folder and renamed into place
  * only once complete, so a clone killed half-way never looks like a checkout (case 19).
  */
-export function gitRepoStep(options: RepoStepOptions): Step<RepoOut> {
+export function gitRepoStep(options: RepoStepOptions): Step<RepoOut, GitWork> {
   const { id, mustContain } = options;
   return {
     id,
@@ -40,29 +40,28 @@ export function gitRepoStep(options: RepoStepOptions): Step<RepoOut> {
       return { dir: options.dir(ctx.paths), commit: null };
     },
     async plan(ctx) {
-      return { kind: "git", git: { url: redactUrl(options.url(ctx)), ref: options.ref(ctx), dir: options.dir(ctx.paths) } };
+      // The URL as given: the settings refuse one with credentials in it, so it holds no secret.
+      return { kind: "git", git: { url: options.url(ctx), ref: options.ref(ctx), dir: options.dir(ctx.paths) } };
     },
-    async run(ctx) {
-      const dir = options.dir(ctx.paths);
+    async run(ctx, work) {
+      const { url, ref, dir } = work.git;
       await removeStaleStaging(dir);
       // Each run clones into a folder of its own: a git that a `kill -9` of an earlier run
       // orphaned may still be writing into that run's folder (case 19).
       const staging = `${stagingFor(dir)}-${ctx.runId.slice(0, 8)}`;
-      ctx.log.note(`cloning ${redactUrl(options.url(ctx))} at ${options.ref(ctx)}`);
+      ctx.log.note(`cloning ${redactUrl(url)} at ${ref}`);
       let commit: string;
       try {
         ({ commit } = await ctx.clients.git.cloneAt({
-          url: options.url(ctx),
-          ref: options.ref(ctx),
+          url,
+          ref,
           dir: staging,
           signal: ctx.signal,
           onLine: (line) => ctx.log.line(line),
         }));
         const missing = await missingFiles(staging, mustContain);
         if (missing.length > 0) {
-          throw new FailedError(
-            `${redactUrl(options.url(ctx))} at ${options.ref(ctx)} has no ${missing.join(", ")}: is it the right repository and ref?`,
-          );
+          throw new FailedError(`${redactUrl(url)} at ${ref} has no ${missing.join(", ")}: is it the right repository and ref?`);
         }
         await rm(dir, { recursive: true, force: true });
         await rename(staging, dir);

@@ -7,7 +7,7 @@ import type { Settings } from "../../config/schema.ts";
 import { deploymentProblems, deploymentValues, fillConfig, readTensorrtLlmConfig, TemplateError, tritonModels, type FillValues } from "../../triton/model-repo.ts";
 import { inContainer, tokenizerDirIn } from "../container-paths.ts";
 import { removeStaleStaging, stagingFor } from "../staging.ts";
-import type { Step, StepContext, Verdict } from "../step.ts";
+import type { FilesWork, Step, StepContext, Verdict } from "../step.ts";
 import { readEngineConfig, type EngineOut } from "./engine.ts";
 import type { RepoOut } from "./git-repo.ts";
 import type { WeightsOut } from "./weights.ts";
@@ -48,7 +48,7 @@ export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-export const modelRepoStep: Step<ModelRepoOut> = {
+export const modelRepoStep: Step<ModelRepoOut, FilesWork> = {
   id: "model-repo",
   title: "Assemble the Triton model repository",
   reads: ["backend-repo", "engine", "weights"],
@@ -59,23 +59,28 @@ export const modelRepoStep: Step<ModelRepoOut> = {
     return { dir: ctx.paths.modelRepo, configs: {} };
   },
   async plan(ctx) {
-    return { kind: "files", files: { dir: ctx.paths.modelRepo, paths: tritonModels.map((m) => `${m}/config.pbtxt`) } };
+    return {
+      kind: "files",
+      files: {
+        dir: ctx.paths.modelRepo,
+        paths: tritonModels.map((m) => `${m}/config.pbtxt`),
+        templates: join(ctx.upstream<RepoOut>("backend-repo").dir, templatesDir),
+        values: values(ctx),
+        engine: ctx.upstream<EngineOut>("engine").dir,
+      },
+    };
   },
-  async run(ctx) {
-    const backend = ctx.upstream<RepoOut>("backend-repo");
-    const engine = ctx.upstream<EngineOut>("engine");
+  async run(ctx, work) {
+    const { dir: final, templates, values: fill, engine } = work.files;
     // The engine's own config.json, not the record: what Triton will load is what counts.
-    const limits = await readEngineConfig(engine.dir);
-    const fill = values(ctx);
-    const final = ctx.paths.modelRepo;
+    const limits = await readEngineConfig(engine);
     const staging = stagingFor(final);
     await removeStaleStaging(final);
     await mkdir(staging, { recursive: true });
     const configs: Record<string, string> = {};
     try {
       for (const model of tritonModels) {
-        const source = join(backend.dir, templatesDir, model);
-        await cp(source, join(staging, model), { recursive: true });
+        await cp(join(templates, model), join(staging, model), { recursive: true });
         const configPath = join(staging, model, "config.pbtxt");
         let filled: string;
         try {
@@ -92,7 +97,7 @@ export const modelRepoStep: Step<ModelRepoOut> = {
             streaming: ctx.settings.streaming,
             gpus: ctx.settings.gpus,
           });
-          if (problems.length > 0) throw new FailedError(`the model repository would not match the engine in ${engine.dir}:\n- ${problems.join("\n- ")}`);
+          if (problems.length > 0) throw new FailedError(`the model repository would not match the engine in ${engine}:\n- ${problems.join("\n- ")}`);
         }
         await writeFile(configPath, filled);
         configs[model] = sha256(filled);

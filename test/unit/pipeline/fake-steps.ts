@@ -163,7 +163,7 @@ export class FakeWorkdir {
       plan: async (ctx) => {
         if (spec.undeclared) ctx.upstream(spec.undeclared);
         this.calls.push({ call: "plan", id, upstream: seen(ctx) });
-        return { kind: "files", files: { dir: dirname(file), paths: [basename(file)] } };
+        return { kind: "files", files: { dir: dirname(file), paths: [basename(file)], templates: "", values: {}, engine: "" } };
       },
       run: async (ctx, work) => {
         const b = this.behaviour(id);

@@ -45,6 +45,8 @@ function expectRecords(w: FakeWorkdir, expected: Partial<Record<StepId, Expected
       fingerprint: fingerprint(id, record.inputs),
       inputs: { ...e.inputs, ...upstream },
       out: { file: w.file(id), content: e.content },
+      // The work its run was given: what its plan returned.
+      work: work(w, id),
       finishedAt: expect.stringMatching(isoTime),
       tool: { version: toolVersion, node: process.versions.node },
       ...(e.repairs === undefined ? {} : { repairs: e.repairs }),
@@ -62,7 +64,7 @@ const builtChain = (changes: { weights?: Partial<Expected>; checkpoint?: Partial
 /** What `upstream.<id>` in a step's record says: the identity of what it was built from. */
 const upstreamIn = (w: FakeWorkdir, id: StepId, read: StepId) => w.onDisk()[id]?.inputs[`upstream.${read}`];
 
-const work = (w: FakeWorkdir, id: StepId) => ({ kind: "files", files: { dir: `${w.paths.root}/out`, paths: [`${id}.txt`] } });
+const work = (w: FakeWorkdir, id: StepId) => ({ kind: "files", files: { dir: `${w.paths.root}/out`, paths: [`${id}.txt`], templates: "", values: {}, engine: "" } });
 const out = (w: FakeWorkdir, id: StepId, content = `${id} v1`) => ({ file: w.file(id), content });
 const expected = (w: FakeWorkdir, id: StepId) => ({ file: w.file(id), content: "(expected)" });
 

@@ -43,6 +43,7 @@ import {
   startHubWorld,
   tempCache,
   tree,
+  endRuns,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -57,7 +58,10 @@ beforeAll(async () => {
   ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
-afterEach(() => world.resetScenario());
+afterEach(() => {
+  endRuns();
+  world.resetScenario();
+});
 
 async function thrown(promise: Promise<unknown>): Promise<Error> {
   return promise.then(
@@ -107,6 +111,7 @@ describe("the cache layout (case 17)", () => {
     expect(cdn.map((r) => r.file).sort()).toEqual(["original/tokenizer.model", "tokenizer.json"]);
     expect(cdn.every((r) => !r.authorization)).toBe(true);
     expect(requests.filter((r) => r.origin === "hub").every((r) => r.authorization)).toBe(true);
+    expect(new Set(requests.map((r) => r.userAgent))).toEqual(new Set(["llama3-trt"]));
   });
 
   it("a blob gets the cache folder's read and write bits, never world-writable", async () => {
@@ -158,6 +163,18 @@ describe("the cache layout (case 17)", () => {
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [copied, misled]));
     expectTrueSnapshot(cache.path, commit, [copied, misled]);
+  });
+
+  it("a folder where a file's link belongs: an error, and no temp link left behind", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, "config.json") as [RepoFile];
+    const where = join(snapshotDir(cache.path, OPEN_REPO_ID, commit), file.path);
+    mkdirSync(where, { recursive: true });
+    writeFileSync(join(where, "inside"), "x");
+    const run = newRun(world, cache.path);
+    await expect(downloadToCache(run.client, run.request(commit, [file]))).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
+    expect(readdirSync(snapshotDir(cache.path, OPEN_REPO_ID, commit))).toEqual([file.path]);
+    expect(readdirSync(where)).toEqual(["inside"]);
   });
 
   it("an empty file is published as the empty blob", async () => {
@@ -399,6 +416,7 @@ describe("the disk fills up mid-write (case 15b)", () => {
       const run = newRun(world, small);
       const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
       expect(error).toBeInstanceOf(FailedError);
+      expect(error.cause).toMatchObject({ code: "ENOSPC" });
       const partials = blobNames(small).filter((n) => n.endsWith(".incomplete"));
       expect(partials).toHaveLength(1);
       const kept = statSync(join(model(small), "blobs", partials[0] as string)).size;

@@ -23,7 +23,7 @@ import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { formatBytes } from "../../src/common/format.ts";
 import { blobPath, refPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache } from "../../src/hub/download.ts";
-import type { RepoFile } from "../../src/hub/hub-client.ts";
+import { HubClient, type RepoFile } from "../../src/hub/hub-client.ts";
 import {
   blobNames,
   bodyRequests,
@@ -44,6 +44,7 @@ import {
   tempCache,
   tree,
   endRuns,
+  worldEnv,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -386,6 +387,18 @@ describe("Ctrl-C during a download (case 2)", () => {
     await downloadToCache(rerun.client, rerun.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.bytesSent])).toEqual([[`bytes=${kept.length}-`, file.size - kept.length]]);
     expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("before the answer comes (while the Hub is retried): still says what is kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, "tokenizer.json") as [RepoFile];
+    await world.setScenario({ rules: [{ match: file.path, origin: "cdn", status: 503 }] });
+    const controller = new AbortController();
+    const client = new HubClient(worldEnv(world, cache.path), controller.signal, () => {}, async () => controller.abort());
+    const run = newRun(world, cache.path, { signal: controller.signal });
+    const error = await thrown(downloadToCache(client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.message).toBe(`interrupted; 0 B of ${file.path} kept, rerun to resume`);
   });
 
   it("during the wait before a retry: interrupted at once, nothing more fetched", async () => {

@@ -3,7 +3,8 @@
  * in-process against the world's Hub stand-in. LLAMA3_TRT_TEST_PART_BYTES makes the world's
  * small files take the path multi-gigabyte shards take (16 kB ranges here, 128 MiB for real).
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
@@ -282,6 +283,44 @@ describe("ranges that go wrong", () => {
   });
 });
 
+describe("the disk fills up in ranges (case 15b)", () => {
+  it.skipIf(process.getuid?.() !== 0)("says so with what the ranges have on record; nothing published", async () => {
+    using dir = tempCache();
+    const small = join(dir.path, "small");
+    mkdirSync(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=32k", "tmpfs", small]);
+    try {
+      const [file] = pick(files, LFS) as [RepoFile];
+      const run = newRun(world, small);
+      const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+      expect(error).toBeInstanceOf(FailedError);
+      const kept = /\(([^()]+) of 58\.9 kB kept\)\.$/.exec(error.message)?.[1];
+      expect(error.message).toBe(
+        `disk full while writing ${LFS} into ${blobsDir(small)} (ENOSPC). Free some space and rerun to resume (${kept} of 58.9 kB kept).`,
+      );
+      // Some of it landed before the disk was full, and is counted.
+      expect(kept).not.toBe("0 B");
+      expect(existsSync(blobPath(small, OPEN_REPO_ID, file.oid))).toBe(false);
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
+});
+
+describe("ranged answers of the wrong size", () => {
+  it("are dropped unread, not read to their end to be thrown away", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta: 9, bytesPerSecond: 50_000 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await expect(downloadToCache(run.client, run.request(commit, [file]))).rejects.toThrow("Consistency check failed");
+    const answers = bodyRequests(await world.requestsSince(mark), file);
+    expect(answers.length).toBeGreaterThan(0);
+    for (const answer of answers) expect(answer, answer.range ?? "").toMatchObject({ status: 206, aborted: true });
+  });
+});
+
 describe("interrupted in ranges", () => {
   it("progress is recorded as it lands; Ctrl-C says what is kept; the next run fetches only the rest", async () => {
     using cache = tempCache();
@@ -322,6 +361,7 @@ describe("interrupted in ranges", () => {
     expect(kept).toBeGreaterThanOrEqual(45_000);
     expect(kept).toBeLessThan(file.size);
     expect(error.message).toBe(`interrupted; ${formatBytes(kept)} of ${LFS} kept, rerun to resume`);
+    expect(error.cause).toBeInstanceOf(Error);
     // An interrupt is not a cut to retry.
     expect(run.warnings).toEqual([]);
     expect(run.waits).toEqual([]);

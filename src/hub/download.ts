@@ -464,7 +464,7 @@ async function hashExisting(path: string, hash: Hash): Promise<number> {
 }
 
 function diskFull(error: unknown, file: RepoFile, partial: string, size: number): FailedError | undefined {
-  if ((error as NodeJS.ErrnoException | undefined)?.code !== "ENOSPC") return undefined;
+  if ((error as NodeJS.ErrnoException).code !== "ENOSPC") return undefined;
   return new FailedError(
     `disk full while writing ${file.path} into ${dirname(partial)} (ENOSPC). Free some space and rerun to resume ` +
       `(${formatBytes(size)} of ${formatBytes(file.size)} kept).`,

@@ -39,7 +39,7 @@ export function unsafeRelativePath(path: string): string | undefined {
   if (path.length === 0) return "empty name";
   if (path.includes("\0")) return "NUL byte";
   if (posix.isAbsolute(path) || win32.isAbsolute(path)) return "absolute path";
-  if (/^[A-Za-z]:/.test(path)) return "drive letter";
+  // Segment by segment, the first one included: `D:relative`, `folder/C:\\x`.
   for (const segment of path.split(/[\\/]/)) {
     if (segment === "..") return "`..` segment";
     if (/^[A-Za-z]:/.test(segment)) return "drive letter";

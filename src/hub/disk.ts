@@ -5,13 +5,12 @@ import { formatBytes } from "../common/format.ts";
 
 /** Free bytes on the filesystem that holds `path` (or its nearest existing parent). */
 export async function freeBytes(path: string): Promise<number> {
-  for (let dir = path; ; dir = dirname(dir)) {
-    try {
-      const fs = await statfs(dir);
-      return fs.bavail * fs.bsize;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || dirname(dir) === dir) throw error;
-    }
+  try {
+    const fs = await statfs(path);
+    return fs.bavail * fs.bsize;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT" || dirname(path) === path) throw error;
+    return freeBytes(dirname(path));
   }
 }
 

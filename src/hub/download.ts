@@ -150,17 +150,16 @@ export async function downloadToCache(client: HubClient, req: DownloadRequest): 
 
 /** A wrong hash gets one fresh download (a flipped bit in transit); a second wrong hash is an error. */
 async function fetchVerified(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string, connections: Semaphore): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const mismatch = await fetchBlob(client, req, file, owner, connections);
-    if (!mismatch) return;
-    if (attempt >= 2) {
-      throw new FailedError(
-        `${file.path} is corrupt twice over: expected ${file.lfs ? "sha256" : "git sha1"} ${file.oid}, got ${mismatch} ` +
-          `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; try again later, or check a proxy between you and the Hub.`,
-      );
-    }
-    req.warn(`${file.path}: ${file.lfs ? "sha256" : "git sha1"} mismatch (got ${mismatch.slice(0, 12)}), downloading it again`);
-  }
+  const kind = file.lfs ? "sha256" : "git sha1";
+  const first = await fetchBlob(client, req, file, owner, connections);
+  if (!first) return;
+  req.warn(`${file.path}: ${kind} mismatch (got ${first.slice(0, 12)}), downloading it again`);
+  const second = await fetchBlob(client, req, file, owner, connections);
+  if (!second) return;
+  throw new FailedError(
+    `${file.path} is corrupt twice over: expected ${kind} ${file.oid}, got ${second} ` +
+      `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; try again later, or check a proxy between you and the Hub.`,
+  );
 }
 
 /**
@@ -234,7 +233,7 @@ async function fetchBlob(
  */
 async function publishIfTrue(req: DownloadRequest, file: RepoFile, partial: string, digest: string): Promise<string | undefined> {
   if (digest !== file.oid) {
-    await rm(partial, { force: true });
+    await rm(partial);
     return digest;
   }
   // The cache folder's read and write bits, so a group-shared cache stays shared (S6); never
@@ -409,7 +408,7 @@ async function fetchInRanges(
     if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
     if (!(error instanceof RangesUnsupported) && !(error instanceof SizeMismatch)) throw error;
     await removeParts(partial);
-    await rm(partial, { force: true });
+    await rm(partial);
     if (error instanceof SizeMismatch) throw consistencyError(client, file, error);
     req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
     return "ranges-unsupported";
@@ -465,7 +464,7 @@ async function hashExisting(path: string, hash: Hash): Promise<number> {
 }
 
 function diskFull(error: unknown, file: RepoFile, partial: string, size: number): FailedError | undefined {
-  if ((error as NodeJS.ErrnoException | undefined)?.code !== "ENOSPC") return undefined;
+  if ((error as NodeJS.ErrnoException).code !== "ENOSPC") return undefined;
   return new FailedError(
     `disk full while writing ${file.path} into ${dirname(partial)} (ENOSPC). Free some space and rerun to resume ` +
       `(${formatBytes(size)} of ${formatBytes(file.size)} kept).`,
@@ -485,7 +484,7 @@ async function linkSnapshot(req: DownloadRequest, file: RepoFile): Promise<void>
   try {
     await rename(temp, link);
   } catch (error) {
-    await rm(temp, { force: true });
+    await rm(temp);
     throw error;
   }
 }

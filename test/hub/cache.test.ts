@@ -23,7 +23,7 @@ import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { formatBytes } from "../../src/common/format.ts";
 import { blobPath, refPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache } from "../../src/hub/download.ts";
-import type { RepoFile } from "../../src/hub/hub-client.ts";
+import { HubClient, type RepoFile } from "../../src/hub/hub-client.ts";
 import {
   blobNames,
   bodyRequests,
@@ -43,6 +43,8 @@ import {
   startHubWorld,
   tempCache,
   tree,
+  endRuns,
+  worldEnv,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -57,7 +59,10 @@ beforeAll(async () => {
   ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
-afterEach(() => world.resetScenario());
+afterEach(() => {
+  endRuns();
+  world.resetScenario();
+});
 
 async function thrown(promise: Promise<unknown>): Promise<Error> {
   return promise.then(
@@ -107,6 +112,7 @@ describe("the cache layout (case 17)", () => {
     expect(cdn.map((r) => r.file).sort()).toEqual(["original/tokenizer.model", "tokenizer.json"]);
     expect(cdn.every((r) => !r.authorization)).toBe(true);
     expect(requests.filter((r) => r.origin === "hub").every((r) => r.authorization)).toBe(true);
+    expect(new Set(requests.map((r) => r.userAgent))).toEqual(new Set(["llama3-trt"]));
   });
 
   it("a blob gets the cache folder's read and write bits, never world-writable", async () => {
@@ -158,6 +164,18 @@ describe("the cache layout (case 17)", () => {
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [copied, misled]));
     expectTrueSnapshot(cache.path, commit, [copied, misled]);
+  });
+
+  it("a folder where a file's link belongs: an error, and no temp link left behind", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, "config.json") as [RepoFile];
+    const where = join(snapshotDir(cache.path, OPEN_REPO_ID, commit), file.path);
+    mkdirSync(where, { recursive: true });
+    writeFileSync(join(where, "inside"), "x");
+    const run = newRun(world, cache.path);
+    await expect(downloadToCache(run.client, run.request(commit, [file]))).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
+    expect(readdirSync(snapshotDir(cache.path, OPEN_REPO_ID, commit))).toEqual([file.path]);
+    expect(readdirSync(where)).toEqual(["inside"]);
   });
 
   it("an empty file is published as the empty blob", async () => {
@@ -371,6 +389,18 @@ describe("Ctrl-C during a download (case 2)", () => {
     expectTrueSnapshot(cache.path, commit, [file]);
   });
 
+  it("before the answer comes (while the Hub is retried): still says what is kept", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, "tokenizer.json") as [RepoFile];
+    await world.setScenario({ rules: [{ match: file.path, origin: "cdn", status: 503 }] });
+    const controller = new AbortController();
+    const client = new HubClient(worldEnv(world, cache.path), controller.signal, () => {}, async () => controller.abort());
+    const run = newRun(world, cache.path, { signal: controller.signal });
+    const error = await thrown(downloadToCache(client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.message).toBe(`interrupted; 0 B of ${file.path} kept, rerun to resume`);
+  });
+
   it("during the wait before a retry: interrupted at once, nothing more fetched", async () => {
     using cache = tempCache();
     const [file] = pick(files, "tokenizer.json") as [RepoFile];
@@ -399,6 +429,7 @@ describe("the disk fills up mid-write (case 15b)", () => {
       const run = newRun(world, small);
       const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
       expect(error).toBeInstanceOf(FailedError);
+      expect(error.cause).toMatchObject({ code: "ENOSPC" });
       const partials = blobNames(small).filter((n) => n.endsWith(".incomplete"));
       expect(partials).toHaveLength(1);
       const kept = statSync(join(model(small), "blobs", partials[0] as string)).size;

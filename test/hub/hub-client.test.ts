@@ -20,6 +20,8 @@ import {
   tempCache,
   worldEnv,
   worldListing,
+  endRuns,
+  testSignal,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -30,14 +32,17 @@ beforeAll(async () => {
   world = await startHubWorld();
 });
 afterAll(() => world?.close());
-afterEach(() => world.resetScenario());
+afterEach(() => {
+  endRuns();
+  world.resetScenario();
+});
 
 function client(token: string | null = GRANTED_TOKEN, extra: Record<string, string> = {}) {
   using cache = tempCache();
   const sleep = recordingSleep();
   const warnings: string[] = [];
   const hub = worldEnv(world, cache.path, token, extra);
-  return { client: new HubClient(hub, new AbortController().signal, (m) => warnings.push(m), sleep.sleep), waits: sleep.waits, warnings, hub };
+  return { client: new HubClient(hub, testSignal(), (m) => warnings.push(m), sleep.sleep), waits: sleep.waits, warnings, hub };
 }
 
 async function failure(promise: Promise<unknown>): Promise<Error> {
@@ -66,7 +71,7 @@ describe("metadata", () => {
   });
 
   it("refuses a commit that is not 40 hex", async () => {
-    for (const sha of ["../x", "A".repeat(40), "a".repeat(39)]) {
+    for (const sha of ["../x", "A".repeat(40), "a".repeat(39), `../${"a".repeat(40)}`, `${"a".repeat(40)}/..`]) {
       await world.setScenario({ commitSha: sha });
       await expect(client().client.resolveCommit(OPEN_REPO_ID, "main")).rejects.toThrow(
         `The Hub gave an invalid commit for ${OPEN_REPO_ID}@main: ${JSON.stringify(sha)}`,
@@ -133,6 +138,9 @@ describe("the token's lane and the distinct errors (cases 10-12, 37)", () => {
   });
 
   it("a token without access, a rejected token, a missing repo, a missing file: four messages", async () => {
+    // Listing says whose repo it could not list, like every request.
+    const listingDenied = await failure(client(DENIED_TOKEN).client.listFiles(GATED_REPO_ID, manifest(GATED_REPO_ID).commits[0].sha));
+    expect(listingDenied.message).toContain(`has no access to ${GATED_REPO_ID}.`);
     const denied = await failure(client(DENIED_TOKEN).client.checkAccess(GATED_REPO_ID));
     expect(denied.message).toBe(
       `Your Hugging Face token (from HF_TOKEN) has no access to ${GATED_REPO_ID}. Request access at ${world.server.hubUrl}/${GATED_REPO_ID} (accept the licence) and rerun when it is approved.`,
@@ -216,10 +224,11 @@ describe("retries (case 13)", () => {
     using cache = tempCache();
     const sleep = recordingSleep();
     const warnings: string[] = [];
-    const c = new HubClient({ ...worldEnv(world, cache.path), endpoint: `http://127.0.0.1:${port}` }, new AbortController().signal, (m) => warnings.push(m), sleep.sleep);
+    const c = new HubClient({ ...worldEnv(world, cache.path), endpoint: `http://127.0.0.1:${port}` }, testSignal(), (m) => warnings.push(m), sleep.sleep);
     const error = await failure(c.request(`http://127.0.0.1:${port}/x?X-Amz-Signature=secret`, { repo: OPEN_REPO_ID }));
     expect(error).toBeInstanceOf(FailedError);
     expect(error.message).toBe(`Could not reach http://127.0.0.1:${port}/x after 5 tries: ECONNREFUSED. Check your network, or HF_ENDPOINT.`);
+    expect(error.cause).toMatchObject({ code: "ECONNREFUSED" });
     expect(sleep.waits).toEqual([1000, 2000, 4000, 8000]);
     expect(warnings).toEqual([2, 3, 4, 5].map((n) => `could not reach http://127.0.0.1:${port}/x (ECONNREFUSED); retrying (try ${n} of 5)`));
   });
@@ -238,7 +247,10 @@ describe("retries (case 13)", () => {
     const stopped = new AbortController();
     stopped.abort();
     const unreachable = new HubClient({ ...worldEnv(world, cache.path), endpoint: `http://127.0.0.1:${port}` }, stopped.signal);
-    await expect(unreachable.request(`http://127.0.0.1:${port}/x`, { repo: OPEN_REPO_ID })).rejects.toBeInstanceOf(InterruptedError);
+    const interrupted = await failure(unreachable.request(`http://127.0.0.1:${port}/x`, { repo: OPEN_REPO_ID }));
+    expect(interrupted).toBeInstanceOf(InterruptedError);
+    expect(interrupted.message).toBe("interrupted");
+    expect(interrupted.cause).toBeInstanceOf(Error);
   });
 });
 

@@ -128,7 +128,13 @@ export function worldEnv(world: HubWorld, cacheDir: string, token: string | null
   });
 }
 
-/** A Sleep that records each requested delay and returns at once (still refusing an aborted signal). */
+/** More waits than any retry schedule of one download has (4 ranges x 5 tries is 20). */
+const maxWaits = 50;
+
+/**
+ * A Sleep that records each requested delay and returns at once (still refusing an aborted
+ * signal). Past `maxWaits` it fails: a broken retry bound ends instead of spinning forever.
+ */
 export function recordingSleep(): { waits: number[]; sleep: Sleep } {
   const waits: number[] = [];
   return {
@@ -136,9 +142,26 @@ export function recordingSleep(): { waits: number[]; sleep: Sleep } {
     sleep: async (ms, signal) => {
       waits.push(ms);
       if (signal.aborted) throw new InterruptedError("interrupted");
+      if (waits.length > maxWaits) throw new Error(`more than ${maxWaits} retries: the retry bound is broken`);
       await new Promise((resolve) => setImmediate(resolve));
     },
   };
+}
+
+/** Every run a test started, so that `endRuns` can stop what a failed test left going. */
+const live = new Set<AbortController>();
+
+/** A signal `endRuns` aborts. */
+export function testSignal(): AbortSignal {
+  const controller = new AbortController();
+  live.add(controller);
+  return controller.signal;
+}
+
+/** Aborts every run still going (call it in afterEach): nothing of one test outlives it. */
+export function endRuns(): void {
+  for (const controller of live) controller.abort();
+  live.clear();
 }
 
 /** What one in-process download saw: warnings, bytes counted, files reported done, delays asked for. */
@@ -154,7 +177,9 @@ export interface Run {
 export function newRun(world: HubWorld, cache: string, options: { token?: string | null; signal?: AbortSignal; repo?: string } = {}): Run {
   const recorder = recordingSleep();
   const warnings: string[] = [];
-  const signal = options.signal ?? new AbortController().signal;
+  const own = new AbortController();
+  live.add(own);
+  const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
   const client = new HubClient(worldEnv(world, cache, options.token === undefined ? GRANTED_TOKEN : options.token), signal, (m) => warnings.push(m), recorder.sleep);
   const run: Run = {
     client,

@@ -3,7 +3,8 @@
  * in-process against the world's Hub stand-in. LLAMA3_TRT_TEST_PART_BYTES makes the world's
  * small files take the path multi-gigabyte shards take (16 kB ranges here, 128 MiB for real).
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
@@ -27,6 +28,7 @@ import {
   startHubWorld,
   tempCache,
   tree,
+  endRuns,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -45,7 +47,10 @@ afterAll(() => world?.close());
 beforeEach(() => {
   vi.stubEnv("LLAMA3_TRT_TEST_PART_BYTES", String(PART));
 });
-afterEach(() => world.resetScenario());
+afterEach(() => {
+  endRuns();
+  world.resetScenario();
+});
 
 const LFS = "tokenizer.json";
 const GIT = "tokenizer_config.json";
@@ -147,7 +152,32 @@ describe("a large file in ranges", () => {
     const run = newRun(world, cache.path);
     await downloadToCache(run.client, run.request(commit, [file]));
     expect(bodyRequests(await world.requestsSince(mark), file).map((r) => r.range).sort()).toEqual(rangesOf(file.size).map(header).sort());
+    // Not even once taken for data (which the hash would then refuse).
+    expect(run.warnings).toEqual([]);
     expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("a nested file with an awkward name: each range asked for percent-encoded", async () => {
+    using cache = tempCache();
+    const content = "0123456789".repeat(4000);
+    await world.setScenario({ extraEntries: [{ path: "sub dir/big#1.txt", content }] });
+    const [file] = pick((await listing(newRun(world, cache.path).client)).files, "sub dir/big#1.txt") as [RepoFile];
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    const requests = bodyRequests(await world.requestsSince(mark), file);
+    expect(requests.map((r) => r.range).sort()).toEqual(rangesOf(content.length).map(header).sort());
+    expect(new Set(requests.map((r) => r.path))).toEqual(new Set([`/${OPEN_REPO_ID}/resolve/${commit}/sub%20dir/big%231.txt`]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("a listed file the Hub does not serve: its own message naming the file and the commit", async () => {
+    using cache = tempCache();
+    await world.setScenario({ extraEntries: [{ path: "ghost.bin", size: 3 * PART, oid: "2".repeat(40) }] });
+    const [ghost] = pick((await listing(newRun(world, cache.path).client)).files, "ghost.bin") as [RepoFile];
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [ghost])));
+    expect(error.message).toMatch(new RegExp(`^ghost\\.bin not found in ${OPEN_REPO_ID} at ${commit}\\. \\(request id Root=`));
   });
 });
 
@@ -242,10 +272,54 @@ describe("ranges that go wrong", () => {
     using cache = tempCache();
     const [file] = pick(files, LFS) as [RepoFile];
     await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta }] });
+    const mark = await world.mark();
     const run = newRun(world, cache.path);
     const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
     expect(error.message).toMatch(new RegExp(`^Consistency check failed: ${LFS} should be of size ${file.size} but has size ${file.size + sizeDelta} \\(from `));
     expect(tree(cache.path).filter((p) => p.includes("blobs/"))).toEqual([]);
+    // Decided from the ranged answers: no fallback to a whole download.
+    expect(run.warnings).toEqual([]);
+    expect(bodyRequests(await world.requestsSince(mark), file).every((r) => r.range !== null)).toBe(true);
+  });
+});
+
+describe("the disk fills up in ranges (case 15b)", () => {
+  it.skipIf(process.getuid?.() !== 0)("says so with what the ranges have on record; nothing published", async () => {
+    using dir = tempCache();
+    const small = join(dir.path, "small");
+    mkdirSync(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=32k", "tmpfs", small]);
+    try {
+      const [file] = pick(files, LFS) as [RepoFile];
+      const run = newRun(world, small);
+      const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+      expect(error).toBeInstanceOf(FailedError);
+      const kept = /\(([^()]+) of 58\.9 kB kept\)\.$/.exec(error.message)?.[1];
+      expect(error.message).toBe(
+        `disk full while writing ${LFS} into ${blobsDir(small)} (ENOSPC). Free some space and rerun to resume (${kept} of 58.9 kB kept).`,
+      );
+      // Some of it landed before the 32 kB disk was full, and is counted.
+      expect(kept).toMatch(/^\d+(\.\d)? kB$/);
+      expect(Number.parseFloat(kept as string)).toBeGreaterThan(0);
+      expect(Number.parseFloat(kept as string)).toBeLessThanOrEqual(32.8);
+      expect(existsSync(blobPath(small, OPEN_REPO_ID, file.oid))).toBe(false);
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
+});
+
+describe("ranged answers of the wrong size", () => {
+  it("are dropped unread, not read to their end to be thrown away", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", sizeDelta: 9, bytesPerSecond: 50_000 }] });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await expect(downloadToCache(run.client, run.request(commit, [file]))).rejects.toThrow("Consistency check failed");
+    const answers = bodyRequests(await world.requestsSince(mark), file);
+    expect(answers.length).toBeGreaterThan(0);
+    for (const answer of answers) expect(answer, answer.range ?? "").toMatchObject({ status: 206, aborted: true });
   });
 });
 
@@ -257,22 +331,25 @@ describe("interrupted in ranges", () => {
     const controller = new AbortController();
     const run = newRun(world, cache.path, { signal: controller.signal });
     let seen = 0;
-    let recordedMidway = 0;
-    const recorded = () => {
+    let recordedMidway = false;
+    const lengths = rangesOf(file.size).map(([start, end]) => end - start + 1);
+    const record = (): number[] => {
       const partial = blobNames(cache.path).find((n) => n.endsWith(".incomplete"));
       try {
-        return (JSON.parse(readFileSync(sidecarOf(join(blobsDir(cache.path), partial as string)), "utf8")) as { done: number[] }).done.reduce((n, d) => n + d, 0);
+        return (JSON.parse(readFileSync(sidecarOf(join(blobsDir(cache.path), partial as string)), "utf8")) as { done: number[] }).done;
       } catch {
-        return 0;
+        return [];
       }
     };
+    const recorded = () => record().reduce((n, d) => n + d, 0);
     const error = await thrown(
       downloadToCache(
         run.client,
         run.request(commit, [file], {
           onBytes: (n) => {
             seen += n;
-            recordedMidway = Math.max(recordedMidway, recorded());
+            // A range part-way through, with some of its bytes already on record.
+            recordedMidway ||= record().some((d, i) => d > 0 && d < (lengths[i] as number));
             // About three pieces of each range: a save after the second shows at the third.
             if (seen >= 45_000) controller.abort();
           },
@@ -281,11 +358,15 @@ describe("interrupted in ranges", () => {
     );
     expect(error).toBeInstanceOf(InterruptedError);
     // Saved before the abort, while the ranges were still coming in.
-    expect(recordedMidway).toBeGreaterThan(0);
+    expect(recordedMidway).toBe(true);
     const kept = recorded();
     expect(kept).toBeGreaterThanOrEqual(45_000);
     expect(kept).toBeLessThan(file.size);
     expect(error.message).toBe(`interrupted; ${formatBytes(kept)} of ${LFS} kept, rerun to resume`);
+    expect(error.cause).toBeInstanceOf(Error);
+    // An interrupt is not a cut to retry.
+    expect(run.warnings).toEqual([]);
+    expect(run.waits).toEqual([]);
 
     orphanPartial(cache.path, file.oid);
     const mark = await world.mark();

@@ -386,7 +386,7 @@ describe("resolve and the CDN origin", () => {
     const location = await cdnLocation(GATED_REPO_ID, SHARD1, GRANTED_TOKEN);
     const leaky = await fetch(location, { headers: { ...auth(GRANTED_TOKEN), Range: "bytes=0-7" } });
     await leaky.arrayBuffer();
-    expect(await logEntry(leaky.headers.get("x-request-id"))).toMatchObject({ origin: "cdn", authorization: true, range: "bytes=0-7" });
+    expect(await logEntry(leaky.headers.get("x-request-id"))).toMatchObject({ origin: "cdn", authorization: true, range: "bytes=0-7", userAgent: "node" });
 
     const text = await readFile(world.requestLog, "utf8");
     expect(text).not.toContain(GRANTED_TOKEN);

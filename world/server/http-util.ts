@@ -58,6 +58,7 @@ export function createLoggedServer(origin: LogOrigin, log: RequestLog, handler: 
         bytesSent: ctx.bytesSent,
         range: req.headers.range ?? null,
         authorization: req.headers.authorization !== undefined,
+        userAgent: req.headers["user-agent"] ?? null,
         requestId: ctx.requestId,
         ...(ctx.file !== undefined && { file: ctx.file }),
         ...(ctx.fault !== undefined && { fault: ctx.fault }),

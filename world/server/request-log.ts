@@ -20,6 +20,8 @@ export interface RequestLogEntry {
   /** The `Range` request header, verbatim. */
   readonly range: string | null;
   readonly authorization: boolean;
+  /** The `User-Agent` request header, verbatim (null when none was sent). */
+  readonly userAgent: string | null;
   readonly requestId: string;
   /** The repo file the request was about (resolve, raw, CDN blob), when known. */
   readonly file?: string;

@@ -86,6 +86,8 @@ describe("readHubEnv: huggingface_hub's rules, read in one place", () => {
         error = e;
       }
       expect(error).toBeInstanceOf(UsageError);
+      // Whatever was pasted may be a secret of another service: it is redacted from then on.
+      expect(redact(`x ${source === "HF_TOKEN" ? "sk-notAHuggingFaceToken" : "ghp_notAHuggingFaceToken"} y`)).toBe("x *** y");
       expect((error as Error).message).toBe(
         `The Hugging Face token from ${source} is not a token (they start with hf_). Copy it again from https://huggingface.co/settings/tokens.`,
       );

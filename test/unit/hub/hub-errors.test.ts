@@ -74,6 +74,17 @@ describe("Hub errors: one message per case, each with its fix (cases 10-12)", ()
       "Repository org/model not found on https://hub.example. Check --model; a private repository also needs a token that can see it.",
     ],
     ["anything else: the status and the Hub's words", failure(500, undefined, "boom"), withToken, "The Hub answered 500 for org/model: boom (request id Root=1-abc)"],
+    // The status decides first: a code or wording that comes with another status does not.
+    [
+      "403 whose words say invalid credentials",
+      failure(403, undefined, "Invalid credentials in Authorization header"),
+      withToken,
+      "Your Hugging Face token (from HF_TOKEN) has no access to org/model. Request access at https://hub.example/org/model (accept the licence) and rerun when it is approved.",
+    ],
+    ["404 revision, no token: not called gated", failure(404, "RevisionNotFound"), noToken, "Revision `dev` not found in org/model. Check --revision. (request id Root=1-abc)"],
+    ["400 with GatedRepo", failure(400, "GatedRepo", "bad"), withToken, "The Hub answered 400 for org/model: bad (request id Root=1-abc)"],
+    ["400 with RevisionNotFound", failure(400, "RevisionNotFound", "bad"), withToken, "The Hub answered 400 for org/model: bad (request id Root=1-abc)"],
+    ["400 with EntryNotFound", failure(400, "EntryNotFound", "bad"), withToken, "The Hub answered 400 for org/model: bad (request id Root=1-abc)"],
     ["anything else, no request id", failure(400, "BadRequest", "bad", null), withToken, "The Hub answered 400 for org/model: bad"],
   ])("%s", (_, f, hub, message) => {
     const error = hubError(f, what, hub);

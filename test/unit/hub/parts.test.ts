@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hashFile, readParts, removeParts, sidecarOf, splitIntoRanges, startParts } from "../../../src/hub/parts.ts";
@@ -65,6 +65,7 @@ describe("the progress sidecar", () => {
   it("a new ranged partial is full length with nothing done; keepPrefix keeps the bytes there", async () => {
     using dir = tempDir();
     const path = partial(dir.path);
+    const fds = readdirSync("/proc/self/fd").length;
     writeFileSync(path, "0123456789abcdefghijklmnopqrstuvwxyz");
     expect(await startParts(path, 25, 10)).toEqual({ size: 25, partBytes: 10, done: [0, 0, 0] });
     expect(readFileSync(path).equals(Buffer.alloc(25))).toBe(true);
@@ -74,6 +75,8 @@ describe("the progress sidecar", () => {
     await startParts(path, 25, 10, true);
     expect(readFileSync(path).equals(Buffer.concat([Buffer.from("0123456789abc"), Buffer.alloc(12)]))).toBe(true);
     expect(statSync(path).size).toBe(25);
+    // Nothing left open.
+    expect(readdirSync("/proc/self/fd").length).toBe(fds);
   });
 });
 

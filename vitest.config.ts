@@ -7,7 +7,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], setupFiles: ["test/helpers/test-hooks-setup.ts"] },
       },
       {
         // The test world's own parts, without a running world: stand-ins on the host's python3,
@@ -19,7 +19,7 @@ export default defineConfig({
         // The downloader and the Hub client in-process against the world's Hub stand-in, started
         // in-process on ephemeral ports (no Docker world).
         extends: true,
-        test: { name: "hub", include: ["test/hub/**/*.test.ts"], testTimeout: 60_000 },
+        test: { name: "hub", include: ["test/hub/**/*.test.ts"], testTimeout: 60_000, setupFiles: ["test/helpers/test-hooks-setup.ts"] },
       },
       {
         // The CLI as a subprocess, without the test world.

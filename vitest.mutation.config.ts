@@ -9,6 +9,7 @@ export default defineConfig({
     restoreMocks: true,
     unstubEnvs: true,
     include: ["test/unit/**/*.test.ts", "test/hub/**/*.test.ts"],
+    setupFiles: ["test/helpers/test-hooks-setup.ts"],
     testTimeout: 30_000,
   },
 });

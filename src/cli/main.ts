@@ -1,5 +1,6 @@
 import { CommanderError } from "commander";
 import { isKnownError, UsageError, type ExitCode } from "../common/errors.ts";
+import { configureTestHooks } from "../common/test-hooks.ts";
 import { Output } from "./output.ts";
 import { buildProgram, type CommandModule } from "./program.ts";
 import type { CommandContext } from "./context.ts";
@@ -15,6 +16,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   // Nothing this tool creates is writable by other users, whatever umask it was started with
   // (case 40c); group permissions are the user's to choose (a group-shared Hugging Face cache).
   process.umask(process.umask() | 0o002);
+  configureTestHooks(process.env);
   const terminal = {
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),

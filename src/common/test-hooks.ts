@@ -1,6 +1,16 @@
 import { existsSync, writeFileSync } from "node:fs";
 
 /**
+ * Where the hooks read their LLAMA3_TRT_TEST_* switches: the environment the CLI's main() hands
+ * over (it is the one place that reads process.env); empty, so off, until then.
+ */
+let env: Readonly<Record<string, string | undefined>> = {};
+
+export function configureTestHooks(from: Readonly<Record<string, string | undefined>>): void {
+  env = from;
+}
+
+/**
  * Test-only pause points. With LLAMA3_TRT_TEST_PAUSE_AT=<name>, the CLI writes the file named by
  * LLAMA3_TRT_TEST_PAUSE_MARKER on reaching that point and then waits forever, so that a test can
  * `kill -9` it at exactly that instant (a step boundary, a state write half done) and check
@@ -9,10 +19,10 @@ import { existsSync, writeFileSync } from "node:fs";
  * between the check and the start). Without the variable: nothing.
  */
 export async function pausePoint(name: string): Promise<void> {
-  if (process.env.LLAMA3_TRT_TEST_PAUSE_AT !== name) return;
-  const marker = process.env.LLAMA3_TRT_TEST_PAUSE_MARKER;
+  if (env.LLAMA3_TRT_TEST_PAUSE_AT !== name) return;
+  const marker = env.LLAMA3_TRT_TEST_PAUSE_MARKER;
   if (marker) writeFileSync(marker, name);
-  if (marker && process.env.LLAMA3_TRT_TEST_RESUME_ON_REMOVE === "1") {
+  if (marker && env.LLAMA3_TRT_TEST_RESUME_ON_REMOVE === "1") {
     while (existsSync(marker)) await new Promise((resolve) => setTimeout(resolve, 50));
     return;
   }
@@ -25,7 +35,7 @@ export async function pausePoint(name: string): Promise<void> {
  * bytes, so the tests' small shards exercise the path real multi-gigabyte shards take.
  */
 export function testPartBytes(): number | undefined {
-  const value = Number(process.env.LLAMA3_TRT_TEST_PART_BYTES);
+  const value = Number(env.LLAMA3_TRT_TEST_PART_BYTES);
   return Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
@@ -39,5 +49,5 @@ export function testPartBytes(): number | undefined {
  * Without the variable: nothing.
  */
 export function testTempRandom(): string | undefined {
-  return process.env.LLAMA3_TRT_TEST_TEMP_RANDOM || undefined;
+  return env.LLAMA3_TRT_TEST_TEMP_RANDOM || undefined;
 }

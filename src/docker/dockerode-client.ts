@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import type Docker from "dockerode";
-import { FailedError, InterruptedError } from "../common/errors.ts";
+import { FailedError, InterruptedError, UsageError } from "../common/errors.ts";
 import { createBody, stopTimeoutSeconds, type ContainerSpec } from "./container-spec.ts";
 import { EngineApi } from "./engine-api.ts";
 import {
@@ -32,7 +32,7 @@ export class DockerodeClient implements DockerClient {
 
   constructor(env: Readonly<Record<string, string | undefined>>) {
     // dockerode reads DOCKER_HOST itself only from process.env; pass it explicitly instead.
-    this.#host = env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+    this.#host = checkedDockerHost(env.DOCKER_HOST);
     this.#api = new EngineApi(this.#host);
   }
 
@@ -428,4 +428,16 @@ function lineSplitter(onLine: (line: string) => void): PassThrough {
     rest = "";
   });
   return splitter;
+}
+
+/**
+ * DOCKER_HOST as this tool can use it: a unix socket or plain tcp. Anything else (ssh://, a
+ * typo) is a configuration error naming the variable and the forms it takes.
+ */
+export function checkedDockerHost(raw: string | undefined): string {
+  const value = raw === undefined || raw.trim() === "" ? "unix:///var/run/docker.sock" : raw.trim();
+  if (/^unix:\/\/\/[^\0]+$/.test(value)) return value;
+  const tcp = /^tcp:\/\/([^/:\s]+|\[[0-9a-fA-F:]+\])(:\d{1,5})?\/?$/.exec(value);
+  if (tcp) return value;
+  throw new UsageError(`DOCKER_HOST must be unix:///path/to/docker.sock or tcp://host:port; got ${JSON.stringify(raw)}.`);
 }

@@ -1,11 +1,11 @@
 import { FailedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
 import type { Settings } from "../config/schema.ts";
-import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
+import type { EngineInfo } from "../docker/docker-client.ts";
 import { labelKeys } from "../docker/labels.ts";
 import { freeBytes, diskMargin } from "../hub/disk.ts";
-import { HubClient } from "../hub/hub-client.ts";
-import { readHubEnv } from "../hub/hub-env.ts";
+import type { Hub } from "../hub/hub-client.ts";
+import type { Clients } from "../pipeline/step.ts";
 import { neededForConversion } from "../hub/cache.ts";
 import { missingBytes } from "../hub/download.ts";
 import { WorkdirPaths } from "../pipeline/workdir.ts";
@@ -24,8 +24,8 @@ export interface Check {
 
 export interface DoctorContext {
   readonly settings: Settings;
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly docker: DockerClient;
+  /** The command's clients (the Session's): the Hub one fails to be made when its environment is wrong. */
+  readonly clients: Pick<Clients, "docker" | "hub">;
   readonly signal: AbortSignal;
 }
 
@@ -42,7 +42,7 @@ export async function runChecks(ctx: DoctorContext): Promise<Check[]> {
 
 async function dockerCheck(ctx: DoctorContext, checks: Check[]): Promise<EngineInfo | undefined> {
   try {
-    const engine = await ctx.docker.info();
+    const engine = await ctx.clients.docker.info();
     checks.push({ name: "Docker engine", status: "ok", detail: `Docker ${engine.serverVersion} at ${engine.host}${engine.rootless ? " (rootless)" : ""}` });
     return engine;
   } catch (error) {
@@ -63,7 +63,7 @@ async function nvidiaRuntimeCheck(ctx: DoctorContext, engine: EngineInfo | undef
   if (engine.runtimes.includes("nvidia")) return { name, status: "ok", detail: "the engine lists the nvidia runtime" };
   // CDI and the toolkit's hook need no named runtime: only a container asking for a GPU tells.
   const image = [ctx.settings.buildImage, ctx.settings.tritonImage].find(Boolean);
-  const present = image ? await ctx.docker.inspectImage(image).catch(() => undefined) : undefined;
+  const present = image ? await ctx.clients.docker.inspectImage(image).catch(() => undefined) : undefined;
   if (!image || !present) {
     return {
       name,
@@ -73,7 +73,7 @@ async function nvidiaRuntimeCheck(ctx: DoctorContext, engine: EngineInfo | undef
     };
   }
   try {
-    const result = await ctx.docker.runToCompletion(
+    const result = await ctx.clients.docker.runToCompletion(
       { image, cmd: ["nvidia-smi", "-L"], workingDir: "/", mounts: [], gpus: ctx.settings.gpus },
       { labels: { [labelKeys.tool]: "1", [labelKeys.role]: "doctor" }, onLine: () => {}, signal: ctx.signal, engine },
     );
@@ -130,16 +130,16 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
 async function hubChecks(ctx: DoctorContext): Promise<Check[]> {
   const { model, revision, modelDir } = ctx.settings;
   if (modelDir !== null) return [{ name: "Hugging Face", status: "skipped", detail: `--model-dir ${modelDir}: no download` }];
-  let hub;
+  let client: Hub;
   try {
-    hub = readHubEnv(ctx.env);
+    client = ctx.clients.hub;
   } catch (error) {
     return [{ name: "Hugging Face token", status: "blocker", detail: (error as Error).message }];
   }
+  const hub = client.hub;
   if (hub.offline) {
     return [{ name: "Hugging Face token", status: "skipped", detail: "HF_HUB_OFFLINE is set: the token is not checked, the model must be in the cache" }];
   }
-  const client = new HubClient(hub, ctx.signal);
   const checks: Check[] = [];
   if (!hub.token) {
     checks.push({

@@ -15,10 +15,10 @@ const passedVariables = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "XDG_CONFIG_H
  * means git never stops to ask for a password (a CI job would hang). Credentials come from the
  * user's git configuration (credential helper), never from a URL we print.
  */
-function gitEnv(): Record<string, string> {
+function gitEnv(from: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0" };
   for (const name of [...passedVariables, ...allowedGitVariables]) {
-    const value = process.env[name];
+    const value = from[name];
     if (value !== undefined && !(name in env)) env[name] = value;
   }
   return env;
@@ -29,6 +29,13 @@ const gitBlockTimeoutMs = 10 * 60_000;
 
 /** The one file that imports simple-git. */
 export class SimpleGitClient implements GitClient {
+  readonly #env: Readonly<Record<string, string | undefined>>;
+
+  /** `env`: the CLI's environment, of which git gets only what it needs (see gitEnv). */
+  constructor(env: Readonly<Record<string, string | undefined>> = {}) {
+    this.#env = env;
+  }
+
   async cloneAt(options: CloneOptions): Promise<{ commit: string }> {
     const { url, ref, dir, signal, onLine } = options;
     const git = await this.#git(undefined, signal, onLine);
@@ -110,6 +117,6 @@ export class SimpleGitClient implements GitClient {
         ? { progress: ({ stage, progress }: { stage: string; progress: number }) => onLine(`git ${stage}: ${progress}%`) }
         : {}),
     });
-    return git.env(gitEnv());
+    return git.env(gitEnv(this.#env));
   }
 }

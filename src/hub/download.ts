@@ -28,7 +28,7 @@ import {
   startParts,
   writeWhatArrives,
 } from "./parts.ts";
-import { type HubClient, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
+import { type Hub, type RepoFile, retryDelayMs, type Sleep, sleep } from "./hub-client.ts";
 import { HubError } from "./hub-errors.ts";
 import type { HttpAnswer } from "./http.ts";
 
@@ -124,7 +124,7 @@ function partBytes(): number {
  * name), snapshot link, and `refs/<revision>`. A blob already there costs nothing; a partial one
  * left by a killed run is continued with HTTP Range.
  */
-export async function downloadToCache(client: HubClient, req: DownloadRequest): Promise<void> {
+export async function downloadToCache(client: Hub, req: DownloadRequest): Promise<void> {
   refuseUnsafeListing(req.repo, req.commit, req.files);
   const owner = partialOwner();
   const connections = new Semaphore(maxConnections);
@@ -149,7 +149,7 @@ export async function downloadToCache(client: HubClient, req: DownloadRequest): 
 }
 
 /** A wrong hash gets one fresh download (a flipped bit in transit); a second wrong hash is an error. */
-async function fetchVerified(client: HubClient, req: DownloadRequest, file: RepoFile, owner: string, connections: Semaphore): Promise<void> {
+async function fetchVerified(client: Hub, req: DownloadRequest, file: RepoFile, owner: string, connections: Semaphore): Promise<void> {
   const kind = file.lfs ? "sha256" : "git sha1";
   const first = await fetchBlob(client, req, file, owner, connections);
   if (!first) return;
@@ -168,7 +168,7 @@ async function fetchVerified(client: HubClient, req: DownloadRequest, file: Repo
  * size and hash are right. Returns the wrong digest on a hash mismatch (the partial is deleted).
  */
 async function fetchBlob(
-  client: HubClient,
+  client: Hub,
   req: DownloadRequest,
   file: RepoFile,
   owner: string,
@@ -261,7 +261,7 @@ function newHash(file: RepoFile): Hash {
  * sees from `progress` whether the file is complete.
  */
 async function transfer(
-  client: HubClient,
+  client: Hub,
   req: DownloadRequest,
   file: RepoFile,
   partial: string,
@@ -312,7 +312,7 @@ async function transfer(
 }
 
 /** `resolve` of a file at the commit, each path segment percent-encoded (J8, case 18). */
-function fileUrl(client: HubClient, req: DownloadRequest, file: RepoFile): string {
+function fileUrl(client: Hub, req: DownloadRequest, file: RepoFile): string {
   return `${client.hub.endpoint}/${req.repo}/resolve/${req.commit}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
@@ -329,7 +329,7 @@ function announcedSize(response: HttpAnswer): number | undefined {
 }
 
 /** huggingface_hub's "Consistency check failed" (H5), with what to do about it. */
-function consistencyError(client: HubClient, file: RepoFile, mismatch: SizeMismatch): FailedError {
+function consistencyError(client: Hub, file: RepoFile, mismatch: SizeMismatch): FailedError {
   return new FailedError(
     `Consistency check failed: ${file.path} should be of size ${file.size} but has size ${mismatch.actual ?? `over ${file.size}`} ` +
       `(from ${new URL(client.hub.endpoint).host}). Nothing was saved; rerun to fetch it again. If it happens again, the Hub's ` +
@@ -365,7 +365,7 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
  * "ranges-unsupported" when the server ignores Range (the caller then fetches it whole).
  */
 async function fetchInRanges(
-  client: HubClient,
+  client: Hub,
   req: DownloadRequest,
   file: RepoFile,
   partial: string,

@@ -1,4 +1,3 @@
-import { listFiles } from "@huggingface/hub";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { redactUrl } from "../common/redact.ts";
 import type { HubEnv } from "./hub-env.ts";
@@ -44,11 +43,36 @@ export const sleep: Sleep = (ms, signal) =>
   });
 
 /**
- * The Hub API calls the tool makes. Listing goes through @huggingface/hub; every request goes
- * through `request`, which adds the token only for the Hub's own origin, retries transient
- * failures, and turns 401/403/404 into their distinct messages.
+ * The Hub as steps and doctor use it: a role in `Clients`, built once per command by the Session,
+ * so that nothing builds a client (or reads the token) of its own.
  */
-export class HubClient {
+export interface Hub {
+  /** The Hugging Face environment it was made from: endpoint, token source, cache, offline. */
+  readonly hub: HubEnv;
+  resolveCommit(repo: string, revision: string): Promise<string>;
+  listFiles(repo: string, commit: string): Promise<RepoFile[]>;
+  checkAccess(repo: string): Promise<void>;
+  whoami(): Promise<{ name: string }>;
+  request(url: string, what: { repo: string; revision?: string; path?: string }, headers?: Record<string, string>): Promise<HttpAnswer>;
+  /** The same client, telling its retries to `warn` (a step's log). */
+  withWarnings(warn: (message: string) => void): Hub;
+}
+
+/** One entry of `GET /api/models/{repo}/tree/{rev}`. */
+interface TreeEntry {
+  readonly type: "file" | "directory";
+  readonly path: string;
+  readonly size?: number;
+  readonly oid?: string;
+  readonly lfs?: { readonly oid: string; readonly size: number };
+}
+
+/**
+ * The Hub API calls the tool makes. Every request goes through `request`, which adds the token
+ * only for the Hub's own origin, retries transient failures, and turns 401/403/404 into their
+ * distinct messages.
+ */
+export class HubClient implements Hub {
   readonly hub: HubEnv;
   readonly #signal: AbortSignal;
   readonly #warn: (message: string) => void;
@@ -72,28 +96,33 @@ export class HubClient {
     return info.sha;
   }
 
+  /**
+   * Every file of the repo at `commit`: the tree API, recursively, following its `Link: rel="next"`
+   * pages (written here: @huggingface/hub's listFiles did the same, and loading it cost more
+   * than every other module of a no-op `build`).
+   */
   async listFiles(repo: string, commit: string): Promise<RepoFile[]> {
     const files: RepoFile[] = [];
-    // @huggingface/hub lists (and follows the pages); its requests go through ours, for the token,
-    // the retries and the error messages.
-    const fetchFor = async (input: string | URL | Request, init?: RequestInit) => {
-      const headers = Object.fromEntries(new Headers(init?.headers).entries());
-      const answer = await this.request(String(input instanceof Request ? input.url : input), { repo, revision: commit }, headers);
-      const link = answer.header("link");
-      return new Response(await answer.text(), { status: answer.status, headers: link ? { link } : {} });
-    };
-    for await (const entry of listFiles({ repo: { type: "model", name: repo }, revision: commit, recursive: true, hubUrl: this.hub.endpoint, fetch: fetchFor })) {
-      if (entry.type !== "file") continue;
-      const oid = entry.lfs?.oid ?? entry.oid;
-      if (!oid) throw new FailedError(`The Hub listed ${entry.path} in ${repo} without an oid`);
-      files.push({
-        path: entry.path,
-        size: entry.lfs?.size ?? entry.size,
-        oid,
-        lfs: entry.lfs !== undefined,
-      });
+    const origin = new URL(this.hub.endpoint).origin;
+    let url: string | undefined = `${this.hub.endpoint}/api/models/${repo}/tree/${encodeURIComponent(commit)}?recursive=true&expand=false`;
+    for (let page = 0; url !== undefined; page++) {
+      if (page >= 1000) throw new FailedError(`The Hub's listing of ${repo} does not end (over 1000 pages)`);
+      const answer = await this.request(url, { repo, revision: commit });
+      const next = nextPage(answer.header("link"));
+      for (const entry of await answer.json<TreeEntry[]>()) {
+        if (entry.type !== "file") continue;
+        const oid = entry.lfs?.oid ?? entry.oid;
+        if (!oid) throw new FailedError(`The Hub listed ${entry.path} in ${repo} without an oid`);
+        files.push({ path: entry.path, size: entry.lfs?.size ?? entry.size ?? 0, oid, lfs: entry.lfs !== undefined });
+      }
+      // Pages stay on the Hub: a next page elsewhere would get no token, and is not the Hub's.
+      url = next !== undefined && new URL(next, url).origin === origin ? new URL(next, url).toString() : undefined;
     }
     return files;
+  }
+
+  withWarnings(warn: (message: string) => void): Hub {
+    return new HubClient(this.hub, this.#signal, warn, this.#sleep);
   }
 
   /**
@@ -199,4 +228,13 @@ function retryAfterMs(response: HttpAnswer): number | undefined {
 /** The system error code node:http fails with (ECONNREFUSED, ECONNRESET, ENOTFOUND …), else the message. */
 function causeOf(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
+}
+
+/** The `rel="next"` URL of a Link header, if any. */
+function nextPage(link: string | undefined): string | undefined {
+  for (const part of (link ?? "").split(",")) {
+    const match = /<([^>]+)>\s*;\s*rel="?next"?/.exec(part.trim());
+    if (match) return match[1];
+  }
+  return undefined;
 }

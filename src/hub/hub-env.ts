@@ -23,7 +23,7 @@ export function readHubEnv(env: Readonly<Record<string, string | undefined>>): H
   const hfHome = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(home, ".cache"), "huggingface");
   const cacheDir = env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(hfHome, "hub");
   const tokenPath = env.HF_TOKEN_PATH ?? join(hfHome, "token");
-  const endpoint = (env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
+  const endpoint = checkedEndpoint(env.HF_ENDPOINT);
 
   let token: string | undefined;
   let tokenSource: string | undefined;
@@ -42,12 +42,22 @@ export function readHubEnv(env: Readonly<Record<string, string | undefined>>): H
         token = value;
         tokenSource = tokenPath;
       }
-    } catch {
-      // No token file: fine for public repos; gated ones say what to do.
+    } catch (error) {
+      // No token file: fine for public repos; gated ones say what to do. One that is there but
+      // cannot be read is a setup to fix, not a missing token.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") {
+        throw new UsageError(
+          `The Hugging Face token file ${tokenPath} cannot be read (${code ?? String(error)}). Fix its permissions, or point HF_TOKEN_PATH elsewhere, or set HF_TOKEN.`,
+        );
+      }
     }
   }
   if (token) {
     redactor.add(token);
+    if (/\s/.test(token)) {
+      throw new UsageError(`The Hugging Face token from ${tokenSource} has spaces or line breaks in it: a token is one word starting with hf_. Copy it again from https://huggingface.co/settings/tokens.`);
+    }
     // The Hub's tokens all start with hf_; anything else is a paste error, not a secret to send (case 12a).
     if (!token.startsWith("hf_")) {
       throw new UsageError(
@@ -63,4 +73,22 @@ export function readHubEnv(env: Readonly<Record<string, string | undefined>>): H
     cacheDir,
     offline: truthy(env.HF_HUB_OFFLINE) || truthy(env.TRANSFORMERS_OFFLINE),
   };
+}
+
+/**
+ * HF_ENDPOINT, as huggingface_hub reads it (trailing slashes dropped); anything that is not an
+ * http(s) URL is a configuration error that says so, not a request retried five times.
+ */
+export function checkedEndpoint(raw: string | undefined): string {
+  const value = (raw ?? "https://huggingface.co").trim().replace(/\/+$/, "");
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol) || url.username || url.password || url.search || url.hash) {
+    throw new UsageError(`HF_ENDPOINT must be an http:// or https:// URL without credentials or query, such as https://huggingface.co; got ${JSON.stringify(raw)}.`);
+  }
+  return value;
 }

@@ -2,9 +2,12 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Settings } from "../config/schema.ts";
 import { type DockerClient, type EngineInfo, EngineUnreachableError } from "../docker/docker-client.ts";
-import { DockerodeClient } from "../docker/dockerode-client.ts";
+import { checkedDockerHost, DockerodeClient } from "../docker/dockerode-client.ts";
 import { labelKeys, ownerLabels } from "../docker/labels.ts";
+import type { GitClient } from "../git/git-client.ts";
 import { SimpleGitClient } from "../git/simple-git-client.ts";
+import { type Hub, HubClient } from "../hub/hub-client.ts";
+import { checkedEndpoint, readHubEnv } from "../hub/hub-env.ts";
 import { acquireLock, type WorkdirLock } from "./lock.ts";
 import { isOrphan } from "./orphans.ts";
 import { Pipeline, type BaseContext } from "./runner.ts";
@@ -24,7 +27,12 @@ export interface SessionOptions {
   readonly deepVerify?: boolean;
 }
 
-/** Everything one command invocation needs to judge or run the pipeline. */
+/**
+ * Everything one command invocation needs to judge or run the pipeline: the composition root.
+ * The clients are made here, each on first use, from the one environment the CLI was given, and
+ * the Hugging Face environment (token, endpoint, cache, offline) is resolved once: a command
+ * that never talks to the Hub never reads the token.
+ */
 export class Session {
   readonly paths: WorkdirPaths;
   readonly runId = randomUUID();
@@ -38,7 +46,12 @@ export class Session {
     this.#options = options;
     this.settings = options.settings;
     this.paths = new WorkdirPaths(options.settings.workdir);
-    this.clients = options.clients ?? { docker: new DockerodeClient(options.env), git: new SimpleGitClient() };
+    // What is wrong with the environment is said before anything starts (exit 2), not when a
+    // client is first used half-way through: the two addresses are checked now; the token,
+    // a secret, is read only by a command that talks to the Hub.
+    checkedDockerHost(options.env.DOCKER_HOST);
+    checkedEndpoint(options.env.HF_ENDPOINT);
+    this.clients = options.clients ?? lazyClients(options.env, options.signal);
   }
 
   get docker(): DockerClient {
@@ -116,4 +129,25 @@ export class Session {
     const containers = await this.clients.docker.listContainers({ [labelKeys.run]: this.runId });
     await Promise.all(containers.map((c) => this.clients.docker.removeContainer(c.id, { kill: true })));
   }
+}
+
+/** Docker, git and the Hub, each made when first used (a `status` needs no Hub, a remote `ask` none of them). */
+function lazyClients(env: Readonly<Record<string, string | undefined>>, signal: AbortSignal): Clients {
+  let docker: DockerClient | undefined;
+  let git: GitClient | undefined;
+  let hub: Hub | undefined;
+  return {
+    get docker() {
+      docker ??= new DockerodeClient(env);
+      return docker;
+    },
+    get git() {
+      git ??= new SimpleGitClient(env);
+      return git;
+    },
+    get hub() {
+      hub ??= new HubClient(readHubEnv(env), signal);
+      return hub;
+    },
+  };
 }

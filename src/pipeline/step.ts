@@ -2,6 +2,7 @@ import type { Settings } from "../config/schema.ts";
 import type { ContainerSpec } from "../docker/container-spec.ts";
 import type { DockerClient, EngineInfo } from "../docker/docker-client.ts";
 import type { GitClient } from "../git/git-client.ts";
+import type { Hub } from "../hub/hub-client.ts";
 import type { Json, StepInputs } from "./fingerprint.ts";
 import type { StepId } from "./step-ids.ts";
 import type { StepLog } from "./step-log.ts";
@@ -25,6 +26,9 @@ export interface WeightsWork {
     readonly source: "hub" | "local" | "cache";
     /** The folder the model's files are in (a snapshot of the cache, or --model-dir). */
     readonly dir: string;
+    /** What the container steps mount (the model's whole cache folder, or --model-dir), and the model's folder in it. */
+    readonly mountDir: string;
+    readonly modelPath: string;
     /** `oid` (the blob's hash) for files from the Hub; local folders have none. */
     readonly files: readonly { readonly path: string; readonly size: number; readonly oid?: string }[];
     readonly bytesToDownload: number;
@@ -75,6 +79,7 @@ export type Verdict = { readonly ok: true } | { readonly ok: false; readonly rea
 export interface Clients {
   readonly docker: DockerClient;
   readonly git: GitClient;
+  readonly hub: Hub;
 }
 
 export interface StepContext {

@@ -10,7 +10,7 @@ import type { ImageOut } from "../pipeline/steps/build-image.ts";
 import { engineInputs, readEngineConfig, type EngineOut } from "../pipeline/steps/engine.ts";
 import type { RepoOut } from "../pipeline/steps/git-repo.ts";
 import { modelRepoValues, type ModelRepoOut } from "../pipeline/steps/model-repo.ts";
-import type { WeightsOut } from "../pipeline/steps/weights.ts";
+import type { WeightsOut } from "../pipeline/steps/weights/index.ts";
 import type { Session } from "../pipeline/session.ts";
 import { deploymentProblems, readTensorrtLlmConfig } from "../triton/model-repo.ts";
 

@@ -1,4 +1,4 @@
-import { existsSync, rmSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -134,6 +134,34 @@ describe("configuration through the CLI", () => {
     expect(duplicate.exitCode).toBe(2);
     expect(duplicate.stderr).toMatch(/llama3-trt\.json:1:\d+: Map keys must be unique/);
     expect(existsSync(join(dir.path, "llama3-trt"))).toBe(false);
+  });
+
+  it.each([
+    ["HF_ENDPOINT", "not a url", ["plan", "build", "doctor --json"], 'HF_ENDPOINT must be an http:// or https:// URL without credentials or query, such as https://huggingface.co; got "not a url".'],
+    ["HF_ENDPOINT", "ftp://x", ["plan", "build"], 'HF_ENDPOINT must be an http:// or https:// URL without credentials or query, such as https://huggingface.co; got "ftp://x".'],
+    ["DOCKER_HOST", "ssh://host", ["plan", "build", "status"], 'DOCKER_HOST must be unix:///path/to/docker.sock or tcp://host:port; got "ssh://host".'],
+    ["DOCKER_HOST", "/var/run/docker.sock", ["build"], 'DOCKER_HOST must be unix:///path/to/docker.sock or tcp://host:port; got "/var/run/docker.sock".'],
+  ])("%s=%j is a configuration error (exit 2) naming it and its form, at once", async (name, value, commands, message) => {
+    using dir = tempDir();
+    for (const command of commands) {
+      const started = Date.now();
+      const result = await cli(command.split(" "), { cwd: dir.path, env: baseEnv({ [name]: value, HF_TOKEN: "hf_aaaaaaaaaaaaaaaaaaaaaaaa", HOME: dir.path }) });
+      expect(result.exitCode, `${command}: ${result.stderr}${result.stdout}`).toBe(2);
+      const said = command.includes("--json") ? (JSON.parse(result.stdout) as { error: { message: string } }).error.message : result.stderr;
+      expect(said).toContain(message);
+      expect(result.stderr + result.stdout).not.toContain("internal error");
+      // Refused, not retried: well before a single backoff of one second.
+      expect(Date.now() - started).toBeLessThan(3_000);
+    }
+  });
+
+  it("a token file that cannot be read is a configuration error naming it", async () => {
+    using dir = tempDir();
+    // A folder where the file should be: unreadable as a file whoever runs this (root reads any file).
+    mkdirSync(join(dir.path, ".cache/huggingface/token"), { recursive: true });
+    const result = await cli(["plan"], { cwd: dir.path, env: baseEnv({ HOME: dir.path }) });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`The Hugging Face token file ${join(dir.path, ".cache/huggingface/token")} cannot be read (EISDIR).`);
   });
 
   it("an invalid environment value exits 2 naming the variable", async () => {

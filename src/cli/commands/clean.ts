@@ -2,7 +2,6 @@ import { rm } from "node:fs/promises";
 import { FailedError } from "../../common/errors.ts";
 import { labelKeys } from "../../docker/labels.ts";
 import { repoFolder } from "../../hub/cache.ts";
-import { readHubEnv } from "../../hub/hub-env.ts";
 import { Session } from "../../pipeline/session.ts";
 import { removeStaleStaging } from "../../pipeline/staging.ts";
 import { version } from "../version.ts";
@@ -27,7 +26,7 @@ export async function run(env: CommandEnv): Promise<void> {
     removed.push(dir);
   }
   if (all && settings.modelDir === null) {
-    const cached = repoFolder(readHubEnv(env.env).cacheDir, settings.model);
+    const cached = repoFolder(session.clients.hub.hub.cacheDir, settings.model);
     await rm(cached, { recursive: true, force: true });
     removed.push(cached);
   }

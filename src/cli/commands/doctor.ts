@@ -1,5 +1,3 @@
-import type { Settings } from "../../config/schema.ts";
-import { DockerodeClient } from "../../docker/dockerode-client.ts";
 import { type Check, runChecks, type Status } from "../../doctor/checks.ts";
 import { Session } from "../../pipeline/session.ts";
 import { waitFor } from "../spinner.ts";
@@ -9,13 +7,13 @@ import { type CommandEnv, settingsFor } from "./command.ts";
 /** Checks the host and says, per item, ok / warning / blocker with the fix. Exit 1 on any blocker. */
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
-  const docker = new DockerodeClient(env.env);
   const signal = new AbortController().signal;
+  const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: env.options.verify === true });
   const waiting = await waitFor(env.output, "checking Docker, the NVIDIA runtime, GPUs, the Hugging Face token and access, disk and ports");
   let checks: Check[];
   try {
-    checks = await runChecks({ settings, env: env.env, docker, signal });
-    if (env.options.verify === true) checks.push(await verifyWeights(settings, env, signal));
+    checks = await runChecks({ settings, clients: session.clients, signal });
+    if (env.options.verify === true) checks.push(await verifyWeights(session));
   } finally {
     waiting.stop();
   }
@@ -41,9 +39,8 @@ export async function run(env: CommandEnv): Promise<void> {
  * `doctor --verify`: re-hashes the weights the workdir's build used, every byte (reliability
  * case 7b), with the weights step's own check: a blob changed on disk is a blocker.
  */
-async function verifyWeights(settings: Settings, env: CommandEnv, signal: AbortSignal): Promise<Check> {
+async function verifyWeights(session: Session): Promise<Check> {
   const name = "Weights";
-  const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: true });
   try {
     const weights = (await (await session.pipeline()).evaluate()).find((s) => s.id === "weights");
     if (!weights || weights.state === "pending") return { name, status: "skipped", detail: "not downloaded yet: nothing to verify" };

@@ -10,7 +10,7 @@ import type { ContainerWork, Step, StepContext } from "../step.ts";
 import { filesExist, rankFiles } from "./outputs.ts";
 import type { ImageOut } from "./build-image.ts";
 import type { RepoOut } from "./git-repo.ts";
-import type { WeightsOut } from "./weights.ts";
+import type { WeightsOut } from "./weights/index.ts";
 
 export type CheckpointOut = { readonly dir: string; readonly tp: number };
 

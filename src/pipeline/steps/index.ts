@@ -4,7 +4,7 @@ import { backendRepoStep, trtllmRepoStep } from "./git-repo.ts";
 import { checkpointStep } from "./checkpoint.ts";
 import { engineStep } from "./engine.ts";
 import { modelRepoStep } from "./model-repo.ts";
-import { weightsStep } from "./weights.ts";
+import { weightsStep } from "./weights/index.ts";
 
 /** The steps in run order; ids fixed by the contract. */
 export const allSteps: readonly Step[] = [

@@ -10,7 +10,7 @@ import { removeStaleStaging, stagingFor } from "../staging.ts";
 import type { FilesWork, Step, StepContext, Verdict } from "../step.ts";
 import { readEngineConfig, type EngineOut } from "./engine.ts";
 import type { RepoOut } from "./git-repo.ts";
-import type { WeightsOut } from "./weights.ts";
+import type { WeightsOut } from "./weights/index.ts";
 
 /** The repository, and the sha256 of each filled config.pbtxt, so an edit by hand makes it stale. */
 export type ModelRepoOut = { readonly dir: string; readonly configs: { readonly [model: string]: string } };

@@ -9,6 +9,7 @@ import type { GitClient } from "../../../src/git/git-client.ts";
 import type { Json, StepInputs } from "../../../src/pipeline/fingerprint.ts";
 import { type BaseContext, Pipeline } from "../../../src/pipeline/runner.ts";
 import { StateStore, type StepRecord } from "../../../src/pipeline/state.ts";
+import type { Hub } from "../../../src/hub/hub-client.ts";
 import type { Clients, Step, StepId, StepWork } from "../../../src/pipeline/step.ts";
 import { WorkdirPaths } from "../../../src/pipeline/workdir.ts";
 
@@ -73,7 +74,11 @@ function untouchable<T extends object>(name: string): T {
   });
 }
 
-export const untouchableClients: Clients = { docker: untouchable<DockerClient>("docker"), git: untouchable<GitClient>("git") };
+export const untouchableClients: Clients = {
+  docker: untouchable<DockerClient>("docker"),
+  git: untouchable<GitClient>("git"),
+  hub: untouchable<Hub>("hub"),
+};
 
 /** A workdir in `root` with fake steps in it, and a way to build a pipeline as each command does. */
 export class FakeWorkdir {

@@ -1,7 +1,7 @@
-import { access, mkdir, rename, rm } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { FailedError } from "../common/errors.ts";
-import { removeStaleStaging } from "./staging.ts";
+import { buildFolder } from "./staging.ts";
 import type { ContainerWork, StepContext } from "./step.ts";
 
 /**
@@ -11,11 +11,7 @@ import type { ContainerWork, StepContext } from "./step.ts";
  */
 export async function runIntoFolder(ctx: StepContext, work: ContainerWork): Promise<void> {
   const { container: spec, output } = work;
-  const folders = { staging: output.staging, final: output.dir };
-  const expectFiles = output.files;
-  await removeStaleStaging(folders.final);
-  await mkdir(folders.staging, { recursive: true });
-  try {
+  await buildFolder(output.dir, output.staging, async (staging) => {
     const engine = await ctx.engine();
     ctx.log.note(`running ${spec.cmd.join(" ")} in ${spec.image}`);
     const result = await ctx.clients.docker.runToCompletion(spec, {
@@ -32,13 +28,9 @@ export async function runIntoFolder(ctx: StepContext, work: ContainerWork): Prom
     }
     if (result.exitCode !== 0) throw new FailedError(`${basename(spec.cmd[0] ?? "")} exited with code ${result.exitCode}`);
     const missing: string[] = [];
-    for (const file of expectFiles) {
-      await access(join(folders.staging, file)).catch(() => missing.push(file));
+    for (const file of output.files) {
+      await access(join(staging, file)).catch(() => missing.push(file));
     }
     if (missing.length > 0) throw new FailedError(`${spec.cmd[0]} succeeded but did not write ${missing.join(", ")}`);
-    await rm(folders.final, { recursive: true, force: true });
-    await rename(folders.staging, folders.final);
-  } finally {
-    await rm(folders.staging, { recursive: true, force: true });
-  }
+  });
 }

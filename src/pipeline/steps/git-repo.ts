@@ -1,8 +1,8 @@
-import { access, rename, rm } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
 import { redactUrl } from "../../common/redact.ts";
-import { removeStaleStaging, stagingFor } from "../staging.ts";
+import { buildFolder, stagingFor } from "../staging.ts";
 import type { GitWork, Step, StepContext, Verdict } from "../step.ts";
 import type { WorkdirPaths } from "../workdir.ts";
 
@@ -45,29 +45,17 @@ export function gitRepoStep(options: RepoStepOptions): Step<RepoOut, GitWork> {
     },
     async run(ctx, work) {
       const { url, ref, dir } = work.git;
-      await removeStaleStaging(dir);
+      ctx.log.note(`cloning ${redactUrl(url)} at ${ref}`);
+      let commit = "";
       // Each run clones into a folder of its own: a git that a `kill -9` of an earlier run
       // orphaned may still be writing into that run's folder (case 19).
-      const staging = `${stagingFor(dir)}-${ctx.runId.slice(0, 8)}`;
-      ctx.log.note(`cloning ${redactUrl(url)} at ${ref}`);
-      let commit: string;
-      try {
-        ({ commit } = await ctx.clients.git.cloneAt({
-          url,
-          ref,
-          dir: staging,
-          signal: ctx.signal,
-          onLine: (line) => ctx.log.line(line),
-        }));
+      await buildFolder(dir, `${stagingFor(dir)}-${ctx.runId.slice(0, 8)}`, async (staging) => {
+        ({ commit } = await ctx.clients.git.cloneAt({ url, ref, dir: staging, signal: ctx.signal, onLine: (line) => ctx.log.line(line) }));
         const missing = await missingFiles(staging, mustContain);
         if (missing.length > 0) {
           throw new FailedError(`${redactUrl(url)} at ${ref} has no ${missing.join(", ")}: is it the right repository and ref?`);
         }
-        await rm(dir, { recursive: true, force: true });
-        await rename(staging, dir);
-      } finally {
-        await rm(staging, { recursive: true, force: true });
-      }
+      });
       ctx.log.note(`checked out ${commit}`);
       return { dir, commit };
     },

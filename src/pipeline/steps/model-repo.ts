@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError } from "../../common/errors.ts";
 import { pausePoint } from "../../common/test-hooks.ts";
 import type { Settings } from "../../config/schema.ts";
 import { deploymentProblems, deploymentValues, fillConfig, readTensorrtLlmConfig, TemplateError, tritonModels, type FillValues } from "../../triton/model-repo.ts";
 import { inContainer, tokenizerDirIn } from "../container-paths.ts";
-import { removeStaleStaging, stagingFor } from "../staging.ts";
+import { buildFolder, stagingFor } from "../staging.ts";
 import type { FilesWork, Step, StepContext, Verdict } from "../step.ts";
 import { readEngineConfig, type EngineOut } from "./engine.ts";
 import type { RepoOut } from "./git-repo.ts";
@@ -74,11 +74,8 @@ export const modelRepoStep: Step<ModelRepoOut, FilesWork> = {
     const { dir: final, templates, values: fill, engine } = work.files;
     // The engine's own config.json, not the record: what Triton will load is what counts.
     const limits = await readEngineConfig(engine);
-    const staging = stagingFor(final);
-    await removeStaleStaging(final);
-    await mkdir(staging, { recursive: true });
     const configs: Record<string, string> = {};
-    try {
+    await buildFolder(final, stagingFor(final), async (staging) => {
       for (const model of tritonModels) {
         await cp(join(templates, model), join(staging, model), { recursive: true });
         const configPath = join(staging, model, "config.pbtxt");
@@ -105,11 +102,7 @@ export const modelRepoStep: Step<ModelRepoOut, FilesWork> = {
         // Tests kill the build here, with some configs filled and some not (reliability case 21).
         if (Object.keys(configs).length === 2) await pausePoint("model-repo:mid-fill");
       }
-      await rm(final, { recursive: true, force: true });
-      await rename(staging, final);
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    });
     return { dir: final, configs };
   },
   verify: (_ctx, out) => verifyModelRepo(out),

@@ -5,6 +5,7 @@ import { notStreaming, TritonClient } from "../../triton/client.ts";
 import { generateBody, type AskRequest, type GenerateBody } from "../../triton/generate-request.ts";
 import { handleInterrupts } from "../interrupts.ts";
 import { waitFor } from "../spinner.ts";
+import type { Settings } from "../../config/schema.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
 interface AskOptions {
@@ -44,14 +45,7 @@ export async function run(env: CommandEnv): Promise<void> {
   if (o.local) {
     if (o.url !== undefined) throw new UsageError("--local runs without a server: drop `--url`.");
     if (request.stream) throw new UsageError("--local prints the answer when run.py ends: drop `--stream`.");
-    // Only here is Docker needed: a remote `ask` never loads it.
-    const [{ askLocal }, { Session }, { version }] = await Promise.all([
-      import("../../ask/local.ts"),
-      import("../../pipeline/session.ts"),
-      import("../version.ts"),
-    ]);
-    const session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version });
-    const { answer, spec } = await askLocal(session, request, interrupts.signal);
+    const { answer, spec } = await askLocally(env, settings, request, interrupts.signal);
     if (out.json) out.document({ local: true, model: settings.model, cmd: spec.cmd, answer });
     else out.result(answer);
     return;
@@ -92,4 +86,15 @@ async function send(client: TritonClient, body: GenerateBody, stream: boolean, s
     onPiece(shown);
   });
   return answer.text;
+}
+
+/**
+ * `ask --local`, loaded only when asked for: only here is Docker needed, a remote `ask` never
+ * loads it. (Outside `run`: tsc leaves the `.ts` of an import() inside a `using` scope as it is.)
+ */
+async function askLocally(env: CommandEnv, settings: Settings, request: AskRequest, signal: AbortSignal) {
+  const { askLocal } = await import("../../ask/local.ts");
+  const { Session } = await import("../../pipeline/session.ts");
+  const { version } = await import("../version.ts");
+  return askLocal(new Session({ settings, env: env.env, signal, toolVersion: version }), request, signal);
 }

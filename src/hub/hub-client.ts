@@ -187,6 +187,9 @@ export class HubClient implements Hub {
       } catch {
         // Not JSON: keep the text.
       }
+      // Access refused to a valid token: say whose, so the user knows which account to approve (case 11).
+      const refused = this.hub.token && (response.status === 403 || (response.status === 401 && response.header("x-error-code") === "GatedRepo"));
+      const user = refused && what.repo !== "whoami" ? (await this.whoami().catch(() => undefined))?.name : undefined;
       throw hubError(
         {
           status: response.status,
@@ -196,6 +199,7 @@ export class HubClient implements Hub {
         },
         what,
         this.hub,
+        user,
       );
     }
   }

@@ -22,7 +22,13 @@ export class HubError extends FailedError {
  * One message per case, each saying what to do (reliability cases 10-12, H9). The cases are told
  * apart by status, the Hub's error code and whether a token was sent, not by message wording alone.
  */
-export function hubError(failure: HubFailure, what: { repo: string; revision?: string; path?: string }, hub: HubEnv): HubError {
+export function hubError(
+  failure: HubFailure,
+  what: { repo: string; revision?: string; path?: string },
+  hub: HubEnv,
+  /** Whose token it is, when asked (a refusal of access names the account that needs it). */
+  user?: string,
+): HubError {
   const page = `${hub.endpoint}/${what.repo}`;
   const id = failure.requestId ? ` (request id ${failure.requestId})` : "";
   const { status, errorCode } = failure;
@@ -44,7 +50,7 @@ export function hubError(failure: HubFailure, what: { repo: string; revision?: s
   if (status === 403 || (status === 401 && errorCode === "GatedRepo")) {
     return new HubError(
       status,
-      `Your Hugging Face token (from ${hub.tokenSource}) has no access to ${what.repo}. ` +
+      `Your Hugging Face token (from ${hub.tokenSource}${user ? `, user \`${user}\`` : ""}) has no access to ${what.repo}. ` +
         `Request access at ${page} (accept the licence) and rerun when it is approved.`,
     );
   }

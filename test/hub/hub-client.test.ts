@@ -143,7 +143,7 @@ describe("the token's lane and the distinct errors (cases 10-12, 37)", () => {
     expect(listingDenied.message).toContain(`has no access to ${GATED_REPO_ID}.`);
     const denied = await failure(client(DENIED_TOKEN).client.checkAccess(GATED_REPO_ID));
     expect(denied.message).toBe(
-      `Your Hugging Face token (from HF_TOKEN) has no access to ${GATED_REPO_ID}. Request access at ${world.server.hubUrl}/${GATED_REPO_ID} (accept the licence) and rerun when it is approved.`,
+      `Your Hugging Face token (from HF_TOKEN, user \`world-denied\`) has no access to ${GATED_REPO_ID}. Request access at ${world.server.hubUrl}/${GATED_REPO_ID} (accept the licence) and rerun when it is approved.`,
     );
     expect((denied as HubError).status).toBe(403);
 

@@ -348,7 +348,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       "a token without access (case 11)",
       { HF_TOKEN: DENIED },
       1,
-      ["Your Hugging Face token (from HF_TOKEN) has no access to meta-llama/Meta-Llama-3-8B-Instruct. Request access at ", "(accept the licence) and rerun when it is approved."],
+      ["Your Hugging Face token (from HF_TOKEN, user `world-denied`) has no access to meta-llama/Meta-Llama-3-8B-Instruct. Request access at ", "(accept the licence) and rerun when it is approved."],
     ],
     [
       "an invalid token (case 12b)",

@@ -95,6 +95,14 @@ describe("Hub errors: one message per case, each with its fix (cases 10-12)", ()
     expect(error.message).toBe(message);
   });
 
+  it("names the account a refused token belongs to, when it is known (case 11)", () => {
+    expect(hubError(failure(403, "GatedRepo"), what, withToken, "alice").message).toBe(
+      "Your Hugging Face token (from HF_TOKEN, user `alice`) has no access to org/model. Request access at https://hub.example/org/model (accept the licence) and rerun when it is approved.",
+    );
+    // Only the refusal says whose: a missing repo does not.
+    expect(hubError(failure(404, "RepoNotFound"), what, withToken, "alice").message).not.toContain("alice");
+  });
+
   it("names the file generically when the request was not about one", () => {
     expect(hubError(failure(404, "EntryNotFound", "", null), { repo: "org/model", revision: "main" }, withToken).message).toBe(
       "A file not found in org/model at main.",

@@ -80,7 +80,8 @@ export function readHubEnv(env: Readonly<Record<string, string | undefined>>): H
  * http(s) URL is a configuration error that says so, not a request retried five times.
  */
 export function checkedEndpoint(raw: string | undefined): string {
-  const value = (raw ?? "https://huggingface.co").trim().replace(/\/+$/, "");
+  // Set but empty is unset, as for DOCKER_HOST.
+  const value = (raw === undefined || raw.trim() === "" ? "https://huggingface.co" : raw.trim()).replace(/\/+$/, "");
   let url: URL | undefined;
   try {
     url = new URL(value);

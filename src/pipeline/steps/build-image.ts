@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { FailedError } from "../../common/errors.ts";
+import { packageRoot } from "../../common/package-root.ts";
 import { EngineUnreachableError } from "../../docker/docker-client.ts";
 import { pullWithProgress } from "../../docker/pull-progress.ts";
 import { labelKeys } from "../../docker/labels.ts";
@@ -17,7 +17,7 @@ export interface ImageOut {
 }
 
 /** templates/build-image, shipped with the package. */
-export const recipeDir = fileURLToPath(new URL("../../../templates/build-image/", import.meta.url));
+export const recipeDir = join(packageRoot, "templates/build-image/");
 
 /** Images named `llama3-trt/…` are built here from the recipe; any other name is pulled. */
 export function isLocalRecipeImage(ref: string): boolean {

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -103,5 +103,54 @@ describe("readHubEnv: huggingface_hub's rules, read in one place", () => {
     for (const value of ["0", "false", "", "no", "off", "2"]) {
       expect(readHubEnv(env(home.path, { HF_HUB_OFFLINE: value, TRANSFORMERS_OFFLINE: value })).offline).toBe(false);
     }
+  });
+});
+
+describe("readHubEnv refuses what cannot work, naming the variable (exit 2)", () => {
+  it.each(["not a url", "ftp://x", "file:///etc", "https://user:pass@hub.example", "https://tok@hub.example", "https://hub.example/?token=x", "https://hub.example/#x"])(
+    "HF_ENDPOINT=%j",
+    (value) => {
+      using home = tempDir();
+      const attempt = () => readHubEnv(env(home.path, { HF_ENDPOINT: value }));
+      expect(attempt).toThrow(UsageError);
+      expect(attempt).toThrow(
+        `HF_ENDPOINT must be an http:// or https:// URL without credentials or query, such as https://huggingface.co; got ${JSON.stringify(value)}.`,
+      );
+    },
+  );
+
+  it.each([
+    ["http://127.0.0.1:5056", "http://127.0.0.1:5056"],
+    ["  https://hub.example/mirror//  ", "https://hub.example/mirror"],
+    [undefined, "https://huggingface.co"],
+    ["", "https://huggingface.co"],
+  ])("accepts HF_ENDPOINT=%j as %j", (value, endpoint) => {
+    using home = tempDir();
+    expect(readHubEnv(env(home.path, { HF_ENDPOINT: value })).endpoint).toBe(endpoint);
+  });
+
+  it("a token file that is there but cannot be read names the file and the error", () => {
+    using home = tempDir();
+    // A folder in the token's place: no user can read it as a file (root included).
+    mkdirSync(join(home.path, ".cache/huggingface/token"), { recursive: true });
+    const attempt = () => readHubEnv(env(home.path));
+    expect(attempt).toThrow(UsageError);
+    expect(attempt).toThrow(
+      `The Hugging Face token file ${join(home.path, ".cache/huggingface/token")} cannot be read (EISDIR). Fix its permissions, or point HF_TOKEN_PATH elsewhere, or set HF_TOKEN.`,
+    );
+    // HF_TOKEN wins before the file is read at all.
+    expect(readHubEnv(env(home.path, { HF_TOKEN: "hf_fromtheenvironment0001" })).tokenSource).toBe("HF_TOKEN");
+  });
+
+  it("a token with a space or a line break inside is refused, without echoing it", () => {
+    using home = tempDir();
+    const path = join(home.path, "token");
+    writeFileSync(path, "hf_firstpart000001\nhf_secondpart00002\n");
+    const attempt = () => readHubEnv(env(home.path, { HF_TOKEN_PATH: path }));
+    expect(attempt).toThrow(UsageError);
+    expect(attempt).toThrow(
+      `The Hugging Face token from ${path} has spaces or line breaks in it: a token is one word starting with hf_. Copy it again from https://huggingface.co/settings/tokens.`,
+    );
+    expect(() => readHubEnv(env(home.path, { HF_TOKEN: "hf_one two0000000000" }))).toThrow("has spaces or line breaks in it");
   });
 });

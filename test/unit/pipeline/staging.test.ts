@@ -101,3 +101,29 @@ describe("buildFolder", () => {
     expect(readdirSync(final)).toEqual(["config.pbtxt"]);
   });
 });
+
+describe("buildFolder, edges", () => {
+  it("makes the folder where not even its parent exists yet", async () => {
+    using dir = tempDir();
+    const final = join(dir.path, "new/parent/engine");
+    await buildFolder(final, stagingFor(final), async (staging) => writeFileSync(join(staging, "config.json"), "{}"));
+    expect(readdirSync(final)).toEqual(["config.json"]);
+    expect(readdirSync(join(dir.path, "new/parent"))).toEqual(["engine"]);
+  });
+
+  it("clears what killed runs left, full folders too, before it builds", async () => {
+    using dir = tempDir();
+    const final = oldFolder(dir.path);
+    for (const leftover of [stagingFor(final), `${final}.tmp-old`, `${final}.tmp-0000dead`]) {
+      mkdirSync(join(leftover, "deep/er"), { recursive: true });
+      writeFileSync(join(leftover, "deep/er/file"), "left");
+    }
+    await buildFolder(final, stagingFor(final), async (staging) => {
+      expect(readdirSync(dir.path).sort()).toEqual(["engine", "engine.tmp-staging"]);
+      expect(readdirSync(staging)).toEqual([]);
+      writeFileSync(join(staging, "rank0.engine"), "new");
+    });
+    expect(readdirSync(dir.path)).toEqual(["engine"]);
+    expect(readFileSync(join(final, "rank0.engine"), "utf8")).toBe("new");
+  });
+});

@@ -175,3 +175,19 @@ describe("a damaged state.json", () => {
     expect((await StateStore.load(paths)).all()).toEqual({});
   });
 });
+
+describe("where a damaged state.json is damaged", () => {
+  it.each([
+    // A trailing comma and a comment are JSON errors even though JSON-with-comments allows them.
+    ['{"version": 1,\n "steps": {},\n}', "3:1", "Expected double-quoted property name"],
+    ['// written by hand\n{"version": 1, "steps": {}}', "1:1", "Unexpected token '/'"],
+    ['{"version": 1, "steps": {"a": 1}', "1:33", "Expected ',' or '}' after property value"],
+  ])("%j is refused at %s", async (text, at, why) => {
+    using dir = tempDir();
+    const paths = new WorkdirPaths(dir.path);
+    writeFileSync(paths.state, text);
+    const refusal = StateStore.load(paths);
+    await expect(refusal).rejects.toThrow(UsageError);
+    await expect(refusal).rejects.toThrow(`${paths.state}:${at}: the state file is damaged (${why}`);
+  });
+});

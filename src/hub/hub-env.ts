@@ -82,12 +82,7 @@ export function readHubEnv(env: Readonly<Record<string, string | undefined>>): H
 export function checkedEndpoint(raw: string | undefined): string {
   // Set but empty is unset, as for DOCKER_HOST.
   const value = (raw === undefined || raw.trim() === "" ? "https://huggingface.co" : raw.trim()).replace(/\/+$/, "");
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
+  const url = URL.canParse(value) ? new URL(value) : undefined;
   if (!url || !["http:", "https:"].includes(url.protocol) || url.username || url.password || url.search || url.hash) {
     throw new UsageError(`HF_ENDPOINT must be an http:// or https:// URL without credentials or query, such as https://huggingface.co; got ${JSON.stringify(raw)}.`);
   }

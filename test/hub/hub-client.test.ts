@@ -57,6 +57,24 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
 const manifest = (repo = OPEN_REPO_ID) => world.server.store.repo(repo)?.manifest as NonNullable<ReturnType<WorldHub["repo"]>>["manifest"];
 type WorldHub = HubWorld["server"]["store"];
 
+describe("whose token was refused (case 11)", () => {
+  it("a refusal asks whoami and names the account; any other failure does not ask", async () => {
+    const mark = await world.mark();
+    const denied = await failure(client(DENIED_TOKEN).client.checkAccess(GATED_REPO_ID));
+    expect(denied.message).toContain("(from HF_TOKEN, user `world-denied`) has no access to");
+    const missing = await failure(client(GRANTED_TOKEN).client.checkAccess("world/no-such-repo"));
+    expect(missing.message).not.toContain("user `");
+    const anonymous = await failure(client(null).client.checkAccess(GATED_REPO_ID));
+    expect(anonymous.message).toContain("no Hugging Face token was found");
+    expect((await world.requestsSince(mark)).map((r) => r.path)).toEqual([
+      `/api/models/${GATED_REPO_ID}/auth-check`,
+      "/api/whoami-v2",
+      "/api/models/world/no-such-repo/auth-check",
+      `/api/models/${GATED_REPO_ID}/auth-check`,
+    ]);
+  });
+});
+
 describe("metadata", () => {
   it("resolves main to its 40-hex commit, asking for the revision percent-encoded", async () => {
     const { client: c } = client();

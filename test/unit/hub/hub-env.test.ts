@@ -124,6 +124,7 @@ describe("readHubEnv refuses what cannot work, naming the variable (exit 2)", ()
     ["  https://hub.example/mirror//  ", "https://hub.example/mirror"],
     [undefined, "https://huggingface.co"],
     ["", "https://huggingface.co"],
+    ["   ", "https://huggingface.co"],
   ])("accepts HF_ENDPOINT=%j as %j", (value, endpoint) => {
     using home = tempDir();
     expect(readHubEnv(env(home.path, { HF_ENDPOINT: value })).endpoint).toBe(endpoint);

@@ -1,7 +1,7 @@
 /**
- * The Hub client's tree listing (HubClient.listFiles) against a small real HTTP server of the
- * test's own, for what the world's Hub stand-in does not vary: the forms a Link header takes, a
- * next page on another origin, a listing that never ends, entries it must skip or refuse.
+ * The Hub client against a small real HTTP server of the test's own, for what the world's Hub
+ * stand-in does not vary: the forms a Link header takes, a next page on another origin, a listing
+ * that never ends, entries it must skip or refuse, a 401 GatedRepo to a token.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
@@ -48,6 +48,7 @@ describe("listFiles", () => {
   it.each([
     ["quoted", (next: string) => `<${next}>; rel="next"`],
     ["unquoted, no space", (next: string) => `<${next}>;rel=next`],
+    ["spaced", (next: string) => `<${next}> ; rel="next"`],
     ["after a prev link", (next: string) => `<http://ignored.example/x>; rel="prev", <${next}>; rel="next"`],
   ])("follows the next page (%s Link) to the last, the token to each", async (_form, link) => {
     const hub = await fake((page, _req, base) => ({
@@ -89,5 +90,28 @@ describe("listFiles", () => {
     ]);
     const broken = await fake(() => ({ body: [{ type: "file", path: "x.json", size: 1 }] }));
     await expect(hubAt(broken.url).listFiles("org/model", commit)).rejects.toThrow("The Hub listed x.json in org/model without an oid");
+  });
+});
+
+describe("a refusal that the world's Hub does not give: 401 GatedRepo to a token", () => {
+  it("names the account (from whoami); a 401 of another kind does not ask", async () => {
+    // A server of its own: it speaks auth-check and whoami.
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      requests.push(req.url ?? "");
+      if (req.url === "/api/whoami-v2") return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "alice" }));
+      const gated = req.url?.includes("gated");
+      res.writeHead(401, { "content-type": "application/json", ...(gated ? { "x-error-code": "GatedRepo" } : {}) }).end(JSON.stringify({ error: "no" }));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const gated = await hubAt(url).checkAccess("org/gated").then(() => undefined, (e: unknown) => e as Error);
+    expect(gated?.message).toBe(
+      `Your Hugging Face token (from HF_TOKEN, user \`alice\`) has no access to org/gated. Request access at ${url}/org/gated (accept the licence) and rerun when it is approved.`,
+    );
+    const other = await hubAt(url).checkAccess("org/other").then(() => undefined, (e: unknown) => e as Error);
+    expect(other?.message).toBe(`Repository org/other not found on ${url}. Check --model; a private repository also needs a token that can see it.`);
+    expect(requests).toEqual(["/api/models/org/gated/auth-check", "/api/whoami-v2", "/api/models/org/other/auth-check"]);
   });
 });

@@ -53,7 +53,7 @@ describe("listFiles", () => {
   ])("follows the next page (%s Link) to the last, the token to each", async (_form, link) => {
     const hub = await fake((page, _req, base) => ({
       body: [file(`p${page}.json`)],
-      headers: page < 2 ? { link: link(`${base}${tree}?page=${page + 1}`) } : {},
+      headers: page < 2 ? { link: link(`${base}${tree}?page=${page + 1}`) } : ({} as Record<string, string>),
     }));
     const files = await hubAt(hub.url).listFiles("org/model", commit);
     expect(files.map((f) => f.path)).toEqual(["p0.json", "p1.json", "p2.json"]);

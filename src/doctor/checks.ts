@@ -10,7 +10,7 @@ import { neededForConversion } from "../hub/cache.ts";
 import { missingBytes } from "../hub/download.ts";
 import { WorkdirPaths } from "../pipeline/workdir.ts";
 import { checkPort } from "../server/ports.ts";
-import { nvidiaSmiQuery, parseGpuQuery, type Gpu } from "./nvidia-smi.ts";
+import { chosenGpus, hostGpus, type Gpu } from "./nvidia-smi.ts";
 
 export type Status = "ok" | "warning" | "blocker" | "skipped";
 
@@ -102,10 +102,7 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
   if (gpus === "none") return { name, status: "skipped", detail: "--gpus none" };
   let list: Gpu[];
   try {
-    // execa, loaded only here: no shell, a timeout that kills, stderr in the error's message.
-    const { execa } = await import("execa");
-    const { stdout } = await execa("nvidia-smi", nvidiaSmiQuery, { timeout: 15_000, cancelSignal: ctx.signal });
-    list = parseGpuQuery(stdout);
+    list = await hostGpus(ctx.signal);
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
     const failure = (error as { shortMessage?: string; stderr?: string }).stderr?.trim() || ((error as { shortMessage?: string }).shortMessage ?? String(error));
@@ -116,7 +113,7 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
       fix: "install the NVIDIA driver, or pass `--gpus none` to build on a host without GPUs (the engine step needs one)",
     };
   }
-  const chosen = Array.isArray(gpus) ? list.filter((g) => gpus.includes(String(g.index)) || gpus.includes(g.uuid)) : list;
+  const chosen = chosenGpus(list, gpus);
   const summary = chosen.map((g) => `${g.index}: ${g.name}, ${(g.memoryTotalMiB / 1024).toFixed(0)} GiB, compute ${g.computeCapability}`).join("; ");
   if (chosen.length < tp) {
     return { name, status: "blocker", detail: `${chosen.length} GPU(s) for --tp ${tp} (${summary || "none"})`, fix: `lower --tp or choose ${tp} GPUs with --gpus` };

@@ -5,6 +5,8 @@
  * `eos_token_id`, a number or a list). The Llama 3 format is the fallback for an Instruct model
  * whose files say nothing.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { isInstructModel, llama3ChatPrompt, llama3Tokens } from "../triton/chat-template.ts";
 
@@ -146,4 +148,11 @@ function turnEndOf(render: ConversationRules["render"], candidates: readonly str
     if (at >= 0 && (best === undefined || at < best.at)) best = { text: candidate, at };
   }
   return best?.text;
+}
+
+/** The rules from a model folder's files (those it has); the fallbacks for a folder that is not there. */
+export async function readConversation(dir: string | undefined, model: string): Promise<ConversationRules> {
+  const read = (name: string) => (dir === undefined ? Promise.resolve(undefined) : readFile(join(dir, name), "utf8").catch(() => undefined));
+  const [tokenizerConfig, generationConfig, config] = await Promise.all([read("tokenizer_config.json"), read("generation_config.json"), read("config.json")]);
+  return conversationRules({ tokenizerConfig, generationConfig, config }, model);
 }

@@ -217,7 +217,7 @@ describe("serve and ask without a server or a build", () => {
 
   it.each([
     [["ask", "hi", "--raw", "--system", "be brief"], "--system needs the chat template, which --raw turns off"],
-    [["ask", "hi", "--system", "be brief", "--model", "meta-llama/Meta-Llama-3-8B"], "not an Instruct model"],
+    [["ask", "hi", "--system", "be brief", "--model", "meta-llama/Meta-Llama-3-8B"], "meta-llama/Meta-Llama-3-8B does not have (a base model: its tokenizer_config.json has no chat_template)"],
     [["ask", "hi", "--local", "--stream"], "--local prints the answer when run.py ends: drop `--stream`"],
     [["ask", "hi", "--url", "ftp://x"], "--url must be an http:// or https:// URL"],
     [["ask", " "], "The prompt is empty"],

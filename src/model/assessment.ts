@@ -95,8 +95,8 @@ export function assess(files: SmallFilesText, settings: Settings, situation: Gpu
     const need = first.weightsBytes + first.runtimeBytes;
     refusals.push({
       rule: "memory",
-      field: "memory",
-      value: formatBytes(need),
+      field: "memory per GPU",
+      value: `${formatBytes(need)} needed, ${formatBytes(first.memoryBytes ?? 0)} there`,
       message: `${settings.dtype}${settings.quantize === "none" ? "" : ` ${settings.quantize}`} on ${settings.tp} x ${situation.gpus[0].name} does not fit: each GPU needs ${formatBytes(first.weightsBytes)} of weights and ${formatBytes(first.runtimeBytes)} of runtime buffers plus room for one request of ${input.maxInputLen + input.maxOutputLen} tokens, and has ${formatBytes(first.memoryBytes ?? 0)}. ${offered.length > 0 ? `What would fit: ${offered.join("; ")}` : `Nothing fits on ${situation.available} such GPU${situation.available === 1 ? "" : "s"}: lower --max-batch-size or --max-input-len, or use larger GPUs`}`,
       source: "docs/source/memory.md (TensorRT-LLM); model/memory.ts",
     });
@@ -189,7 +189,7 @@ export function describeAssessment(a: Assessment, options: { findings: boolean }
       lines.push(`  weights ${formatBytes(g.weightsBytes)}, ${runtime}, KV cache ${g.kvBytesPerToken} bytes a token; needs more than ${formatBytes(g.weightsBytes + g.runtimeBytes)} a GPU`);
     } else {
       lines.push(
-        `  ${formatBytes(g.memoryBytes)}: weights ${formatBytes(g.weightsBytes)}, ${runtime}, KV cache ${formatBytes(g.kvCacheBytes ?? 0)} = ${g.kvCacheTokens} tokens = ${g.fullRequests} requests of ${mem.requestTokens} tokens, headroom ${formatBytes(g.headroomBytes ?? 0)}${g.fits ? "" : " — does not fit"}`,
+        `  ${formatBytes(g.memoryBytes)}: weights ${formatBytes(g.weightsBytes)}, ${runtime}, KV cache ${formatBytes(g.kvCacheBytes ?? 0)} = ${g.kvCacheTokens} tokens = ${g.fullRequests} requests of ${mem.requestTokens} tokens, ${(g.headroomBytes ?? 0) >= 0 ? `headroom ${formatBytes(g.headroomBytes ?? 0)}` : `${formatBytes(-(g.headroomBytes ?? 0))} short`}${g.fits ? "" : " — does not fit"}`,
       );
     }
     if (mem.perGpu.length > 1) lines.push(`  (the same on each of the ${mem.perGpu.length} GPUs)`);

@@ -111,7 +111,7 @@ function report(error: unknown, output: Output, commandName?: string): ExitCode 
 /** Extra machine-readable fields an error carries (e.g. the step and its log file). */
 function details(error: object): Record<string, unknown> {
   const extra: Record<string, unknown> = {};
-  for (const key of ["step", "logFile", "issues"] as const) {
+  for (const key of ["step", "logFile", "issues", "refusals"] as const) {
     if (key in error) extra[key] = (error as Record<string, unknown>)[key];
   }
   return extra;

@@ -3,13 +3,30 @@ import { formatValue } from "../config/schema.ts";
 import type { ContainerSpec } from "../docker/container-spec.ts";
 import type { StepStatus } from "../pipeline/runner.ts";
 import type { StepWork } from "../pipeline/step.ts";
+import type { Assessment } from "../model/assessment.ts";
 import type { Output } from "./output.ts";
 
-/** `plan --json`: `{ "steps": [ { "id", "state", "reason", <work> } ] }`, the contract's shape. */
-export function planDocument(workdir: string, statuses: readonly StepStatus[]) {
+/**
+ * `plan --json`: `{ "steps": [ { "id", "state", "reason", <work> } ] }`, the contract's shape,
+ * with the model's assessment beside it and the top-level `memory` object the contract names.
+ */
+export function planDocument(workdir: string, statuses: readonly StepStatus[], assessment: Assessment) {
   return {
     workdir,
     steps: statuses.map((s) => ({ id: s.id, state: s.state, reason: s.reason, ...workFields(s.work) })),
+    model: modelDocument(assessment),
+    memory: assessment.memory,
+  };
+}
+
+/** The model part of `plan --json`, `build --json` and `doctor --json`. */
+export function modelDocument(a: Assessment) {
+  return {
+    ...a.model,
+    conversation: { template: a.conversation.template, endTokenIds: a.conversation.endTokenIds, endId: a.conversation.endId },
+    refusals: a.refusals,
+    warnings: a.warnings,
+    notes: a.notes,
   };
 }
 

@@ -198,13 +198,8 @@ function checkRules(s: Settings, sources: Readonly<Record<SettingKey, SettingSou
   if (Array.isArray(s.gpus) && s.gpus.length < s.tp) {
     issues.push(`--tp ${s.tp} needs ${s.tp} GPUs but --gpus lists ${s.gpus.length} (${formatValue(s.gpus)})`);
   }
-  // Llama 3 (8B and 70B) has an 8,192-token context: a prompt plus its answer cannot exceed it.
-  const llama3Context = 8192;
-  if (s.maxInputLen + s.maxOutputLen > llama3Context) {
-    issues.push(
-      `max_input_len (${s.maxInputLen}) + max_output_len (${s.maxOutputLen}) exceeds Llama 3's ${llama3Context}-token context`,
-    );
-  }
+  // The context (input + output against max_position_embeddings) and tp against the heads are
+  // the model's limits, checked against its own config.json before any download (model/limits.ts).
   return issues;
 }
 

@@ -50,6 +50,8 @@ function text(pattern: RegExp, expected: string) {
     typeof raw === "string" && pattern.test(raw) ? ok(raw) : fail(expected);
 }
 
+import { gpuProfileNames, type GpuProfileName } from "../model/gpu-profiles.ts";
+
 export type Dtype = "bfloat16" | "float16";
 export type Quantize = "none" | "int8" | "int4";
 
@@ -182,10 +184,11 @@ export const settingsSchema = {
     group: "build",
     description: "tensor-parallel size: GPUs one engine is split over",
     default: 1,
-    valueHint: "1|2|4|8",
+    valueHint: "<n>",
     flag: true,
-    // Llama 3 has 8 KV heads (8B and 70B): the tp size must divide them.
-    parse: integer(1, 8, [1, 2, 4, 8]),
+    // Which sizes split the model is the model's to say (its heads and KV heads), checked
+    // against its config.json before anything runs (model/limits.ts).
+    parse: integer(1, 64),
   }),
   quantize: spec<Quantize>({
     group: "build",
@@ -226,6 +229,14 @@ export const settingsSchema = {
     valueHint: "all|none|<ids>",
     flag: true,
     parse: parseGpus,
+  }),
+  gpu: spec<GpuProfileName | null>({
+    group: "build",
+    description: `plan memory for these GPUs instead of the ones nvidia-smi reports: ${gpuProfileNames.join(", ")}`,
+    default: null,
+    valueHint: "<profile>",
+    flag: true,
+    parse: (raw) => (raw === null || raw === "" ? ok(null) : oneOf(gpuProfileNames)(raw)),
   }),
   streaming: spec({
     group: "build",

@@ -1,4 +1,5 @@
 import { FailedError } from "../common/errors.ts";
+import type { Assessment } from "../model/assessment.ts";
 import { formatBytes } from "../common/format.ts";
 import type { Settings } from "../config/schema.ts";
 import type { EngineInfo } from "../docker/docker-client.ts";
@@ -10,7 +11,7 @@ import { neededForConversion } from "../hub/cache.ts";
 import { missingBytes } from "../hub/download.ts";
 import { WorkdirPaths } from "../pipeline/workdir.ts";
 import { checkPort } from "../server/ports.ts";
-import { nvidiaSmiQuery, parseGpuQuery, type Gpu } from "./nvidia-smi.ts";
+import { chosenGpus, hostGpus, type Gpu } from "./nvidia-smi.ts";
 
 export type Status = "ok" | "warning" | "blocker" | "skipped";
 
@@ -102,10 +103,7 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
   if (gpus === "none") return { name, status: "skipped", detail: "--gpus none" };
   let list: Gpu[];
   try {
-    // execa, loaded only here: no shell, a timeout that kills, stderr in the error's message.
-    const { execa } = await import("execa");
-    const { stdout } = await execa("nvidia-smi", nvidiaSmiQuery, { timeout: 15_000, cancelSignal: ctx.signal });
-    list = parseGpuQuery(stdout);
+    list = await hostGpus(ctx.signal);
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
     const failure = (error as { shortMessage?: string; stderr?: string }).stderr?.trim() || ((error as { shortMessage?: string }).shortMessage ?? String(error));
@@ -116,7 +114,7 @@ async function gpuCheck(ctx: DoctorContext): Promise<Check> {
       fix: "install the NVIDIA driver, or pass `--gpus none` to build on a host without GPUs (the engine step needs one)",
     };
   }
-  const chosen = Array.isArray(gpus) ? list.filter((g) => gpus.includes(String(g.index)) || gpus.includes(g.uuid)) : list;
+  const chosen = chosenGpus(list, gpus);
   const summary = chosen.map((g) => `${g.index}: ${g.name}, ${(g.memoryTotalMiB / 1024).toFixed(0)} GiB, compute ${g.computeCapability}`).join("; ");
   if (chosen.length < tp) {
     return { name, status: "blocker", detail: `${chosen.length} GPU(s) for --tp ${tp} (${summary || "none"})`, fix: `lower --tp or choose ${tp} GPUs with --gpus` };
@@ -214,4 +212,53 @@ async function portChecks(ctx: DoctorContext): Promise<Check[]> {
       fix: "stop what uses them (`llama3-trt stop` if it is this tool's server), or choose others with --port, --grpc-port, --metrics-port",
     },
   ];
+}
+
+/**
+ * "Will this fit, and how well": the model judged from its own small files against v0.8.0, the
+ * limits and the memory of the GPUs this host has (or `--gpu <profile>`).
+ */
+export async function modelChecks(assessment: () => Promise<Assessment>): Promise<Check[]> {
+  let a: Assessment;
+  try {
+    a = await assessment();
+  } catch (error) {
+    return [{ name: "Model", status: "blocker", detail: error instanceof Error ? error.message : String(error), fix: "check --model / --model-dir and the Hugging Face checks above" }];
+  }
+  const m = a.model;
+  const own = a.refusals.filter((r) => r.rule !== "memory");
+  const model: Check =
+    own.length === 0
+      ? {
+          name: "Model",
+          status: "ok",
+          detail: `${m.from}: ${m.architecture}, ${(m.parameters / 1e9).toFixed(2)} B parameters, ${m.maxPositionEmbeddings} positions; ${a.conversation.template === "none" ? "no chat template" : `chat template from ${a.conversation.template}`}, end_id ${a.conversation.endId}`,
+        }
+      : {
+          name: "Model",
+          status: "blocker",
+          detail: own.map((r) => `${r.field} = ${r.value}: ${r.message}`).join(" | "),
+          fix: "`llama3-trt build` refuses this (exit 2) before any download: choose another --model or change the settings named",
+        };
+  const mem = a.memory;
+  const first = mem.perGpu[0];
+  let memory: Check;
+  if (mem.gpus.source === "unknown" || !first || mem.fits === null) {
+    memory = {
+      name: "Memory",
+      status: "skipped",
+      detail: `${mem.gpus.source === "unknown" ? mem.gpus.reason : "no plan"}${first ? `; each of ${mem.tp} GPU(s) needs ${formatBytes(first.weightsBytes)} of weights + ${formatBytes(first.runtimeBytes)} of runtime buffers + the KV cache` : ""}`,
+    };
+  } else {
+    const where = mem.gpus.source === "profile" ? `${mem.tp} x ${mem.gpus.name} (--gpu ${mem.gpus.profile})` : `${mem.tp} x ${mem.gpus.name}`;
+    const detail = `${where}, per GPU: weights ${formatBytes(first.weightsBytes)}, runtime ${formatBytes(first.runtimeBytes)}, KV cache ${formatBytes(first.kvCacheBytes ?? 0)} = ${first.kvCacheTokens} tokens = ${mem.fullRequests} concurrent requests of ${mem.requestTokens} tokens, headroom ${formatBytes(first.headroomBytes ?? 0)}`;
+    const refused = a.refusals.find((r) => r.rule === "memory");
+    const warned = a.warnings.find((w) => w.rule === "kv-cache");
+    memory = refused
+      ? { name: "Memory", status: "blocker", detail: refused.message, fix: mem.optionsThatFit[0] ? `for example --quantize ${mem.optionsThatFit[0].quantize} --tp ${mem.optionsThatFit[0].tp}` : "larger GPUs, or lower --max-batch-size / --max-input-len" }
+      : warned
+        ? { name: "Memory", status: "warning", detail: `${detail}; ${warned.message}`, fix: "fewer concurrent full-length requests will be served than --max-batch-size; --quantize or a larger --tp leaves more room" }
+        : { name: "Memory", status: "ok", detail };
+  }
+  return [model, memory];
 }

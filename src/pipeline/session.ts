@@ -9,6 +9,8 @@ import { SimpleGitClient } from "../git/simple-git-client.ts";
 import { type Hub, HubClient } from "../hub/hub-client.ts";
 import { checkedEndpoint, readHubEnv } from "../hub/hub-env.ts";
 import { acquireLock, type WorkdirLock } from "./lock.ts";
+import type { Assessment } from "../model/assessment.ts";
+import { modelAssessment } from "./model-check.ts";
 import { isOrphan } from "./orphans.ts";
 import { Pipeline, type BaseContext } from "./runner.ts";
 import { StateStore } from "./state.ts";
@@ -67,8 +69,18 @@ export class Session {
     return ownerLabels({ workdirId: this.paths.id, runId: this.runId, role, pid: process.pid, host: hostname() });
   }
 
+  /** The model judged against the settings and the GPUs (see pipeline/model-check.ts). */
+  modelAssessment(how: { probe: boolean }): Promise<Assessment> {
+    return modelAssessment(this.#base(), how);
+  }
+
   async pipeline(): Promise<Pipeline> {
-    const base: BaseContext = {
+    return new Pipeline(allSteps, await StateStore.load(this.paths), this.#base(), this.#options.toolVersion);
+  }
+
+  /** One context for every step and check of this command: the memo is shared, so each file is fetched once. */
+  #base(): BaseContext {
+    return {
       settings: this.settings,
       paths: this.paths,
       clients: this.clients,
@@ -87,7 +99,6 @@ export class Session {
         return value;
       },
     };
-    return new Pipeline(allSteps, await StateStore.load(this.paths), base, this.#options.toolVersion);
   }
 
   /** Takes the workdir for writing, then clears what a killed run may have left behind. */

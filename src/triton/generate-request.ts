@@ -1,9 +1,10 @@
-import { isInstructModel, llama3ChatPrompt, stopTokenId } from "./chat-template.ts";
+import type { ChatMessage, ConversationRules } from "../model/conversation.ts";
 
 /** What `ask` was asked, before it becomes a request. */
 export interface AskRequest {
   readonly prompt: string;
-  readonly model: string;
+  /** The model's own conversation rules: its chat template and end tokens (model/conversation.ts). */
+  readonly rules: ConversationRules;
   readonly system?: string | undefined;
   /** Send the prompt as is: no chat template. */
   readonly raw: boolean;
@@ -31,22 +32,26 @@ export interface GenerateBody {
   readonly stream?: boolean;
 }
 
-export function usesChatTemplate(r: Pick<AskRequest, "raw" | "model">): boolean {
-  return !r.raw && isInstructModel(r.model);
+export function usesChatTemplate(r: Pick<AskRequest, "raw" | "rules">): boolean {
+  return !r.raw && r.rules.template !== "none";
 }
 
-/** The text the model sees: the chat template around the prompt for Instruct models, unless --raw. */
-export function promptText(r: Pick<AskRequest, "prompt" | "system" | "raw" | "model">): string {
-  return usesChatTemplate(r) ? llama3ChatPrompt({ user: r.prompt, system: r.system }) : r.prompt;
+/** The text the model sees: its chat template around the prompt for chat models, unless --raw. */
+export function promptText(r: Pick<AskRequest, "prompt" | "system" | "raw" | "rules">): string {
+  if (!usesChatTemplate(r)) return r.prompt;
+  const messages: ChatMessage[] = [
+    ...(r.system !== undefined && r.system.trim() !== "" ? [{ role: "system" as const, content: r.system }] : []),
+    { role: "user", content: r.prompt },
+  ];
+  return r.rules.render(messages);
 }
 
 export function generateBody(r: AskRequest): GenerateBody {
-  // Instruct models end their turn with <|eot_id|> also when the prompt is sent raw.
-  const chatModel = isInstructModel(r.model);
   return {
     text_input: promptText(r),
     max_tokens: r.maxTokens,
-    end_id: stopTokenId(chatModel),
+    // A chat model ends its turn with its own end token also when the prompt is sent raw.
+    end_id: r.rules.endId,
     ...(r.temperature === undefined ? {} : { temperature: r.temperature }),
     ...(r.topP === undefined ? {} : { top_p: r.topP }),
     ...(r.topK === undefined ? {} : { top_k: r.topK }),

@@ -15,10 +15,9 @@ export interface ConvertOptions {
   readonly quantize: Quantize;
   /** The model's `rope_theta`: v0.8.0 ignores it in config.json and uses 10000 unless told. */
   readonly rotaryBase: number;
+  /** The model's linear or dynamic `rope_scaling` as `[type, factor]`: v0.8.0 reads it only from this flag. */
+  readonly rotaryScaling?: readonly [string, string] | undefined;
 }
-
-/** Llama 3's RoPE base (8B and 70B), for when the model's config.json is not at hand yet. */
-export const llama3RopeTheta = 500_000;
 
 /** `examples/llama/convert_checkpoint.py`: HF safetensors → a TensorRT-LLM checkpoint, one rank file per GPU. */
 export function convertCheckpointArgv(o: ConvertOptions): string[] {
@@ -40,6 +39,7 @@ export function convertCheckpointArgv(o: ConvertOptions): string[] {
     // this gets Llama 2's base (10000) and answers gibberish.
     "--rotary_base",
     String(o.rotaryBase),
+    ...(o.rotaryScaling ? ["--rotary_scaling", ...o.rotaryScaling] : []),
     ...(o.quantize === "none" ? [] : ["--use_weight_only", "--weight_only_precision", o.quantize]),
   ];
 }

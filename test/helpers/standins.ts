@@ -187,6 +187,8 @@ export interface HfCheckpointOptions {
   duplicate?: string[];
   eosToken?: string;
   ropeTheta?: number;
+  /** config.json fields to add or replace (another model's shape, rope_scaling, biases …). */
+  config?: Record<string, unknown>;
 }
 
 export function llamaTensorNames(layers: number): string[] {
@@ -233,6 +235,7 @@ export function makeHfCheckpoint(dir: string, options: HfCheckpointOptions = {})
     bos_token_id: 128000,
     eos_token_id: 128009,
     tie_word_embeddings: false,
+    ...options.config,
   };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
   const names = llamaTensorNames(layers).filter((n) => !(options.omit ?? []).includes(n));

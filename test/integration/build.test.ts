@@ -122,6 +122,23 @@ describe("build against the test world", { timeout: 300_000 }, () => {
     expect(reasonOf(steps, "engine")).toBe("maxBatchSize changed 64 → 8");
   });
 
+  it("a limit the model cannot hold is refused (exit 2) before the stale engine's container starts", async () => {
+    await using w = useWorld();
+    const since = Math.floor(Date.now() / 1000);
+    // plan says so too (exit 2); build stops before any step.
+    const planned = await built.run(["plan", "--json", "--max-output-len", "4097"]);
+    expect(planned.exitCode, planned.stderr).toBe(2);
+    expect((JSON.parse(planned.stdout) as { model: { refusals: { rule: string }[] } }).model.refusals.map((r) => r.rule)).toEqual(["context"]);
+    const result = await built.run(["build", "--max-output-len", "4097"]);
+    expect(result.exitCode, result.stderr).toBe(2);
+    expect(result.stderr).toContain("--max-input-len 4096 + --max-output-len 4097 = 8193 tokens, more than 8192");
+    expect(result.stderr).toContain("The largest that works: --max-input-len 4095 (with --max-output-len 4097), or --max-output-len 4096 (with --max-input-len 4096)");
+    expect(await containerEvents(since, { "dev.llama3-trt.workdir": built.workdirId })).toEqual([]);
+    expect(await w.invocations()).toBe(0);
+    // The build that was there is untouched.
+    expect(Object.values(stateOf(await plan(built)))).toEqual(Array(7).fill("done"));
+  });
+
   it("--dtype makes checkpoint, engine and model-repo stale and names the change", async () => {
     const steps = await plan(built, ["--dtype", "float16"]);
     expect(stateOf(steps)).toMatchObject({ weights: "done", checkpoint: "stale", engine: "stale", "model-repo": "stale" });

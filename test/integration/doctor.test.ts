@@ -95,7 +95,7 @@ describe("doctor's GPU check runs the host's nvidia-smi", { timeout: 120_000 }, 
   it("reads the GPUs from its CSV (an H100 80GB captured for real), and names a failure with its own words", async () => {
     await using world = useWorld();
     await using box = sandbox(world);
-    const csv = fileURLToPath(new URL("../fixtures/nvidia-smi/h100-80gb-query.csv", import.meta.url));
+    const csv = fileURLToPath(new URL("../fixtures/nvidia-smi/h100-80gb/nvidia-smi-query.csv", import.meta.url));
     const ok = await box.run(["doctor", "--json", "--gpus", "all"], {
       PATH: fakeNvidiaSmi(box.dir, `[ "$1" = "--query-gpu=index,name,uuid,memory.total,memory.used,memory.free,compute_cap,driver_version" ] && [ "$2" = "--format=csv" ] || exit 64\ncat ${csv}`),
     });

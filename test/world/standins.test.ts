@@ -423,6 +423,40 @@ describe.skipIf(!pythonOk)("stand-ins of the TensorRT-LLM v0.8.0 tools (host pyt
       expect(nowhere.stderr).toMatch(/OSError: Incorrect path_or_model_id/);
     });
 
+    it.each<[string, Record<string, unknown>, string[], RegExp]>([
+      ["Llama 3.1's rope_scaling (transformers before 4.43 refuses it in AutoConfig)", { rope_scaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, rope_type: "llama3" } }, [], /ValueError: `rope_scaling` must be a dictionary with with two fields, `type` and `factor`, got/],
+      ["yarn RoPE", { rope_scaling: { type: "yarn", factor: 4.0 } }, [], /ValueError: `rope_scaling`'s type field must be one of \['linear', 'dynamic'\], got yarn/],
+      ["a Qwen2 checkpoint", { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2" }, [], /knows Llama and Mistral checkpoints only; .* has model_type 'qwen2'/],
+      ["tied embeddings (Llama 3.2 1B): KeyError after the load", { tie_word_embeddings: true }, [], /KeyError: 'lm_head.weight'/],
+      ["attention biases, which v0.8.0 drops", { attention_bias: true }, [], /answers wrongly: its projections have biases/],
+      ["another activation, which v0.8.0 ignores", { hidden_act: "gelu" }, [], /answers wrongly: hidden_act 'gelu' is not read/],
+      ["linear RoPE scaling without --rotary_scaling", { rope_scaling: { type: "linear", factor: 2.5 } }, [], /answers wrongly: rope_scaling .* is not read from config.json \(only --rotary_scaling\)/],
+      ["a head_dim that does not split", { head_dim: 20 }, [], /AssertionError: assert \(k_weight.shape\[0\] % \(mapping.tp_size \* head_size\)\) == 0/],
+      ["a head_dim v0.8.0 would ignore", { head_dim: 32 }, [], /answers wrongly: head_dim 32 is not hidden_size \/ num_attention_heads \(16\)/],
+      ["a pre-quantized checkpoint", { quantization_config: { quant_method: "gptq", bits: 4 } }, [], /KeyError: 'model.layers.0.self_attn.q_proj.weight'/],
+    ])("convert_checkpoint.py is as strict about the model as v0.8.0: %s", async (_name, config, flags, error) => {
+      using dir = tempDir();
+      const inv = join(dir.path, "inv.jsonl");
+      makeHfCheckpoint(join(dir.path, "hf"), { config });
+      const r = await py([...tools.convert, "--model_dir", "./hf", "--output_dir", "./out", "--dtype", "bfloat16", ...flags], { cwd: dir.path, invocations: inv });
+      expect(r.exitCode, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(error);
+      expect(existsSync(join(dir.path, "out/rank0.safetensors"))).toBe(false);
+    });
+
+    it("convert_checkpoint.py converts what v0.8.0 converts right: Mistral, and linear RoPE scaling given as --rotary_scaling", async () => {
+      using dir = tempDir();
+      const inv = join(dir.path, "inv.jsonl");
+      makeHfCheckpoint(join(dir.path, "mistral"), { config: { architectures: ["MistralForCausalLM"], model_type: "mistral", sliding_window: 4096 } });
+      const mistral = await py([...tools.convert, "--model_dir", "./mistral", "--output_dir", "./out-mistral", "--dtype", "bfloat16"], { cwd: dir.path, invocations: inv });
+      expect(mistral.exitCode, mistral.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(dir.path, "out-mistral/config.json"), "utf8"))).toMatchObject({ architecture: "MistralForCausalLM" });
+      makeHfCheckpoint(join(dir.path, "linear"), { config: { rope_scaling: { type: "linear", factor: 2.5 } } });
+      const linear = await py([...tools.convert, "--model_dir", "./linear", "--output_dir", "./out-linear", "--rotary_scaling", "linear", "2.5"], { cwd: dir.path, invocations: inv });
+      expect(linear.exitCode, linear.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(dir.path, "out-linear/config.json"), "utf8"))).toMatchObject({ rotary_scaling: { type: "linear", factor: 2.5 } });
+    });
+
     it("convert_checkpoint.py refuses a tensor-parallel size that does not divide the heads", async () => {
       using dir = tempDir();
       const inv = join(dir.path, "inv.jsonl");

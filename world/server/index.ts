@@ -14,7 +14,7 @@ import { ScenarioState } from "./scenario.ts";
 import type { Server } from "node:http";
 
 export { DENIED_TOKEN, GRANTED_TOKEN, SENTINEL_TOKEN, tokenClass } from "./tokens.ts";
-export { GATED_REPO_ID, OPEN_REPO_ID, WORLD_REPOS, readRepoManifest } from "./repo-fixture.ts";
+export { GATED_REPO_ID, LLAMA31_REPO_ID, OPEN_REPO_ID, WORLD_REPOS, readRepoManifest } from "./repo-fixture.ts";
 export type { RepoManifest, RepoCommit, RepoFile } from "./repo-fixture.ts";
 export type { Scenario, FaultRule, ExtraEntry } from "./scenario.ts";
 export type { RequestLogEntry } from "./request-log.ts";

@@ -15,6 +15,7 @@ import { globToRegExp } from "./glob.ts";
 import {
   CONFIG_JSON,
   GENERATION_CONFIG_JSON,
+  LLAMA31_CONFIG_JSON,
   LFS_PATTERNS,
   ORIGINAL_PARAMS_JSON,
   gitattributes,
@@ -49,14 +50,19 @@ export interface RepoSpec {
   /** `org/name`. */
   readonly id: string;
   readonly gated: Gated;
+  /** Its config.json, when not Meta-Llama-3-8B-Instruct's. */
+  readonly config?: string;
 }
 
 export const GATED_REPO_ID = "meta-llama/Meta-Llama-3-8B-Instruct";
 export const OPEN_REPO_ID = "world/tiny-llama3";
+/** A Llama 3.1-shaped repository (rope_scaling "llama3"): the product must refuse it before its weights. */
+export const LLAMA31_REPO_ID = "world/llama-3.1-shaped";
 
 export const WORLD_REPOS: readonly RepoSpec[] = [
   { id: GATED_REPO_ID, gated: "manual" },
   { id: OPEN_REPO_ID, gated: false },
+  { id: LLAMA31_REPO_ID, gated: false, config: LLAMA31_CONFIG_JSON },
 ];
 
 export interface FixtureOptions {
@@ -168,7 +174,7 @@ function repoSources(spec: RepoSpec, options: FixtureOptions): { initial: FileSo
     textSource(".gitattributes", gitattributes()),
     textSource("LICENSE", licenseText()),
     textSource("README.md", readmeMd(spec.id, spec.gated !== false)),
-    textSource("config.json", CONFIG_JSON),
+    textSource("config.json", spec.config ?? CONFIG_JSON),
     textSource("generation_config.json", GENERATION_CONFIG_JSON),
     ...shards.map(({ file, layout }) => shardSource(file, layout, 1)),
     textSource("model.safetensors.index.json", safetensorsIndexJson(shards)),

@@ -1,6 +1,7 @@
 import { InterruptedError, UsageError } from "../../common/errors.ts";
 import { settingsUrls } from "../../server/urls.ts";
-import { isInstructModel } from "../../triton/chat-template.ts";
+import { askConversation } from "../../ask/conversation.ts";
+import { ConversationError, type ConversationRules } from "../../model/conversation.ts";
 import { notStreaming, TritonClient } from "../../triton/client.ts";
 import { generateBody, type AskRequest, type GenerateBody } from "../../triton/generate-request.ts";
 import { handleInterrupts } from "../interrupts.ts";
@@ -25,9 +26,10 @@ export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
   const o = env.options as unknown as AskOptions;
   const out = env.output;
+  const rules = await conversationOrUsageError(settings);
   const request: AskRequest = {
     prompt: env.args[0] ?? "",
-    model: settings.model,
+    rules,
     system: o.system,
     raw: o.raw === true,
     maxTokens: Number(o.maxTokens),
@@ -37,8 +39,8 @@ export async function run(env: CommandEnv): Promise<void> {
     stream: o.stream === true,
   };
   if (request.prompt.trim() === "") throw new UsageError("The prompt is empty: `llama3-trt ask \"your question\"`.");
-  if (o.system !== undefined && (request.raw || !isInstructModel(settings.model))) {
-    throw new UsageError(`--system needs the chat template, which ${request.raw ? "--raw turns off" : `${settings.model} does not use (not an Instruct model)`}.`);
+  if (o.system !== undefined && (request.raw || rules.template === "none")) {
+    throw new UsageError(`--system needs the chat template, which ${request.raw ? "--raw turns off" : `${settings.model} does not have (a base model: its tokenizer_config.json has no chat_template)`}.`);
   }
   using interrupts = handleInterrupts(out, async () => {});
 
@@ -97,4 +99,14 @@ async function askLocally(env: CommandEnv, settings: Settings, request: AskReque
   const { Session } = await import("../../pipeline/session.ts");
   const { version } = await import("../version.ts");
   return askLocal(new Session({ settings, env: env.env, signal, toolVersion: version }), request, signal);
+}
+
+/** The model's conversation rules; a broken tokenizer_config.json is the user's to fix (exit 2). */
+async function conversationOrUsageError(settings: Settings): Promise<ConversationRules> {
+  try {
+    return await askConversation(settings);
+  } catch (error) {
+    if (error instanceof ConversationError) throw new UsageError(`${settings.model}: ${error.message}`, { cause: error });
+    throw error;
+  }
 }

@@ -4,8 +4,13 @@ import { handleInterrupts } from "../interrupts.ts";
 import { runWithProgress } from "../progress.ts";
 import { version } from "../version.ts";
 import type { StepId } from "../../pipeline/step-ids.ts";
+import { describeAssessment } from "../../model/assessment.ts";
+import { modelDocument } from "../pipeline-view.ts";
 import { printPlan } from "./plan.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
+
+/** The steps whose preflight judges the model (pipeline/model-check.ts). */
+const modelSteps = new Set<StepId>(["weights", "checkpoint", "engine"]);
 
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
@@ -26,10 +31,18 @@ export async function run(env: CommandEnv): Promise<void> {
     env.output.warn(`${dir} is writable by every user of this host: anyone could change what llama3-trt writes and later reads there. Run \`chmod o-w ${dir}\`.`);
   }
   const pipeline = await session.pipeline();
+  // Every pre-flight check, the model's included (a refusal is exit 2 here, before any step runs).
   const executors = await pipeline.prepare({ only: options.only, from: options.from, force: options.force });
+  // What the model will get, before the GPU work: only when a step that reads the model runs.
+  const judged = executors.some((e) => e.selected && modelSteps.has(e.step.id)) ? await session.modelAssessment({ probe: true }) : undefined;
+  if (judged) {
+    for (const line of describeAssessment(judged, { findings: false })) env.output.info(line);
+    for (const warning of judged.warnings) env.output.warn(warning.message);
+    for (const note of judged.notes) env.output.info(`note: ${note.message}`);
+  }
   const outcomes = await runWithProgress(executors, env.output);
   if (env.output.json) {
-    env.output.document({ workdir: session.paths.root, steps: outcomes });
+    env.output.document({ workdir: session.paths.root, steps: outcomes, ...(judged ? { model: modelDocument(judged), memory: judged.memory } : {}) });
   } else {
     const ran = outcomes.filter((o) => o.action === "ran").length;
     env.output.result(ran === 0 ? "Everything is up to date." : `Built ${ran} step${ran === 1 ? "" : "s"} in ${session.paths.root}. Next: \`llama3-trt serve\`.`);

@@ -1,4 +1,4 @@
-import { type Check, runChecks, type Status } from "../../doctor/checks.ts";
+import { type Check, modelChecks, runChecks, type Status } from "../../doctor/checks.ts";
 import { Session } from "../../pipeline/session.ts";
 import { waitFor } from "../spinner.ts";
 import { version } from "../version.ts";
@@ -9,10 +9,12 @@ export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
   const signal = new AbortController().signal;
   const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: env.options.verify === true });
-  const waiting = await waitFor(env.output, "checking Docker, the NVIDIA runtime, GPUs, the Hugging Face token and access, disk and ports");
+  const waiting = await waitFor(env.output, "checking Docker, the NVIDIA runtime, GPUs, the Hugging Face token and access, disk, ports, the model and its memory");
   let checks: Check[];
   try {
     checks = await runChecks({ settings, clients: session.clients, signal });
+    // Will this model fit, and how well: from its own files, on this host's GPUs (or --gpu).
+    checks.push(...(await modelChecks(() => session.modelAssessment({ probe: false }))));
     if (env.options.verify === true) checks.push(await verifyWeights(session));
   } finally {
     waiting.stop();

@@ -1,4 +1,5 @@
 import { version } from "../version.ts";
+import { describeAssessment } from "../../model/assessment.ts";
 import { planDocument, renderPlan } from "../pipeline-view.ts";
 import { Session } from "../../pipeline/session.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
@@ -11,6 +12,13 @@ export async function run(env: CommandEnv): Promise<void> {
 
 export async function printPlan(env: CommandEnv, session: Session): Promise<void> {
   const statuses = await (await session.pipeline()).evaluate();
-  if (env.output.json) env.output.document(planDocument(session.paths.root, statuses));
-  else env.output.result(renderPlan(session.paths.root, statuses, env.output));
+  // No container for a plan: the GPUs are the --gpu profile's or the host's nvidia-smi's.
+  const assessment = await session.modelAssessment({ probe: false });
+  if (env.output.json) env.output.document(planDocument(session.paths.root, statuses, assessment));
+  else env.output.result([renderPlan(session.paths.root, statuses, env.output), "", ...describeAssessment(assessment)].join("\n"));
+  if (assessment.refusals.length > 0) {
+    // The plan above says why; `build` would stop here with exit 2 before anything runs.
+    if (!env.output.json) env.output.error(`\`llama3-trt build\` would refuse this (${assessment.refusals.map((r) => r.field).join(", ")}): see above.`);
+    process.exitCode = 2;
+  }
 }

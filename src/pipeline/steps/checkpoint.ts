@@ -1,7 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContainerSpec } from "../../docker/container-spec.ts";
-import { convertCheckpointArgv, llama3RopeTheta } from "../../trtllm/argv.ts";
+import { rotaryScalingArgs } from "../../model/compatibility.ts";
+import { parseModelConfig } from "../../model/hf-config.ts";
+import { convertCheckpointArgv } from "../../trtllm/argv.ts";
+import { ensureModelFits, smallFiles } from "../model-check.ts";
 import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
 import { ensureGpus } from "../gpus.ts";
@@ -14,22 +17,13 @@ import type { WeightsOut } from "./weights/index.ts";
 
 export type CheckpointOut = { readonly dir: string; readonly tp: number };
 
-/** `rope_theta` from the model's config.json; Llama 3's value until the weights are there. */
-async function ropeTheta(weights: WeightsOut): Promise<number> {
-  try {
-    const config = JSON.parse(await readFile(join(weights.mountDir, weights.modelPath, "config.json"), "utf8")) as { rope_theta?: unknown };
-    return typeof config.rope_theta === "number" ? config.rope_theta : llama3RopeTheta;
-  } catch {
-    return llama3RopeTheta;
-  }
-}
-
 async function spec(ctx: StepContext, staging: string): Promise<ContainerSpec> {
   const s = ctx.settings;
   const weights = ctx.upstream<WeightsOut>("weights");
   const repo = ctx.upstream<RepoOut>("trtllm-repo");
   const image = ctx.upstream<ImageOut>("build-image");
   const user = containerUser();
+  const config = parseModelConfig((await smallFiles(ctx)).config);
   return {
     image: image.ref,
     cmd: convertCheckpointArgv({
@@ -39,7 +33,10 @@ async function spec(ctx: StepContext, staging: string): Promise<ContainerSpec> {
       dtype: s.dtype,
       tp: s.tp,
       quantize: s.quantize,
-      rotaryBase: await ropeTheta(weights),
+      // RoPE as the model's own config.json says (v0.8.0 reads neither rope_theta nor rope_scaling
+      // from it for Llama: examples/llama/convert_checkpoint.py:1212-1238).
+      rotaryBase: config.ropeTheta,
+      rotaryScaling: rotaryScalingArgs(config),
     }),
     workingDir: `${inContainer.trtllm}/examples/llama`,
     mounts: [
@@ -74,6 +71,8 @@ export const checkpointStep: Step<CheckpointOut, ContainerWork> = {
   },
   async run(ctx, work) {
     await ensureGpus(ctx);
+    // Again, now that nvidia-smi can be asked in the build image: a fresh host knows its GPUs only now.
+    await ensureModelFits(ctx);
     await runIntoFolder(ctx, work);
     return { dir: work.output.dir, tp: ctx.settings.tp };
   },
@@ -84,6 +83,7 @@ export const checkpointStep: Step<CheckpointOut, ContainerWork> = {
     return config.mapping?.tp_size === out.tp ? { ok: true } : { ok: false, reason: `${out.dir} is not a tp ${out.tp} checkpoint` };
   },
   async preflight(ctx) {
+    await ensureModelFits(ctx);
     await ensureGpus(ctx, { onlyIfImagePresent: true });
   },
 };

@@ -7,6 +7,7 @@ import { trtllmBuildArgv } from "../../trtllm/argv.ts";
 import { containerUser, inContainer, mount } from "../container-paths.ts";
 import { runIntoFolder } from "../container-step.ts";
 import { ensureGpus } from "../gpus.ts";
+import { ensureModelFits } from "../model-check.ts";
 import { stagingFor } from "../staging.ts";
 import type { ContainerWork, Step, StepContext } from "../step.ts";
 import type { ImageOut } from "./build-image.ts";
@@ -88,6 +89,7 @@ export const engineStep: Step<EngineOut, ContainerWork> = {
   },
   async run(ctx, work) {
     await ensureGpus(ctx);
+    await ensureModelFits(ctx);
     await runIntoFolder(ctx, work);
     return { dir: work.output.dir, ...(await readEngineConfig(work.output.dir)) };
   },
@@ -99,6 +101,7 @@ export const engineStep: Step<EngineOut, ContainerWork> = {
     return mismatch ? { ok: false, reason: `${out.dir}/config.json says ${mismatch} ${actual[mismatch]}, expected ${out[mismatch]}` } : { ok: true };
   },
   async preflight(ctx) {
+    await ensureModelFits(ctx);
     await ensureGpus(ctx, { onlyIfImagePresent: true });
   },
 };

@@ -5,6 +5,7 @@ import { FailedError } from "../../common/errors.ts";
 import { pausePoint } from "../../common/test-hooks.ts";
 import type { Settings } from "../../config/schema.ts";
 import { deploymentProblems, deploymentValues, fillConfig, readTensorrtLlmConfig, TemplateError, tritonModels, type FillValues } from "../../triton/model-repo.ts";
+import { readConversation } from "../../model/conversation.ts";
 import { inContainer, tokenizerDirIn } from "../container-paths.ts";
 import { buildFolder, stagingFor } from "../staging.ts";
 import type { FilesWork, Step, StepContext, Verdict } from "../step.ts";
@@ -12,8 +13,17 @@ import { readEngineConfig, type EngineOut } from "./engine.ts";
 import type { RepoOut } from "./git-repo.ts";
 import type { WeightsOut } from "./weights/index.ts";
 
-/** The repository, and the sha256 of each filled config.pbtxt, so an edit by hand makes it stale. */
-export type ModelRepoOut = { readonly dir: string; readonly configs: { readonly [model: string]: string } };
+/**
+ * The repository, the sha256 of each filled config.pbtxt (so an edit by hand makes it stale), and
+ * the end_id requests to it must send: the model's own (generation_config.json; the v0.8.0
+ * backend takes one end_id per request and defaults to the tokenizer's eos token).
+ */
+export type ModelRepoOut = {
+  readonly dir: string;
+  readonly configs: { readonly [model: string]: string };
+  readonly endId?: number;
+  readonly endTokenIds?: readonly number[];
+};
 
 const templatesDir = "all_models/inflight_batcher_llm";
 
@@ -103,7 +113,16 @@ export const modelRepoStep: Step<ModelRepoOut, FilesWork> = {
         if (Object.keys(configs).length === 2) await pausePoint("model-repo:mid-fill");
       }
     });
-    return { dir: final, configs };
+    const weights = ctx.upstream<WeightsOut>("weights");
+    const rules = await readConversation(join(weights.mountDir, weights.modelPath), ctx.settings.model);
+    ctx.log.line(`end tokens ${rules.endTokenIds.join(", ")}: requests send end_id ${rules.endId}`);
+    if (rules.tokenizerEos && rules.tokenizerEos.id !== rules.endId) {
+      // preprocessing/1/model.py of v0.8.0 defaults END_ID to the tokenizer's eos_token.
+      ctx.log.line(
+        `warning: the tokenizer's eos_token is ${rules.tokenizerEos.text} (${rules.tokenizerEos.id ?? "?"}), not ${rules.endId}: a client that sends no end_id runs on past the answer; \`llama3-trt ask\` sends end_id ${rules.endId}`,
+      );
+    }
+    return { dir: final, configs, endId: rules.endId, endTokenIds: rules.endTokenIds };
   },
   verify: (_ctx, out) => verifyModelRepo(out),
 };

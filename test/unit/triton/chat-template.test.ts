@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { cleanAnswer, isInstructModel, llama3ChatPrompt, stopTokenId } from "../../../src/triton/chat-template.ts";
+import { conversationRules } from "../../../src/model/conversation.ts";
 import { generateBody, promptText } from "../../../src/triton/generate-request.ts";
+import { llama2_7bChat, llama3_8b, llama3_8bInstruct, maybeModelFile, modelFile } from "../model/fixtures.ts";
+
+/** The rules `ask` gets from a model's own files (test/fixtures/models). */
+const rulesOf = (model: string) =>
+  conversationRules({ config: modelFile(model, "config.json"), generationConfig: maybeModelFile(model, "generation_config.json"), tokenizerConfig: maybeModelFile(model, "tokenizer_config.json") }, model);
 
 describe("the Llama 3 chat template", () => {
   it("wraps the prompt in a user turn and opens the assistant's", () => {
@@ -40,7 +46,7 @@ describe("the Llama 3 chat template", () => {
 });
 
 describe("the generate request body", () => {
-  const base = { prompt: "How do I count to nine in French?", model: "meta-llama/Meta-Llama-3-8B-Instruct", raw: false, maxTokens: 256, stream: false };
+  const base = { prompt: "How do I count to nine in French?", rules: rulesOf(llama3_8bInstruct), raw: false, maxTokens: 256, stream: false };
 
   it("sends the ensemble's inputs at the top level: the chat prompt, max_tokens and the end-of-turn id", () => {
     const body = generateBody(base);
@@ -54,7 +60,15 @@ describe("the generate request body", () => {
   });
 
   it("a base model gets no template and stops at <|end_of_text|>", () => {
-    expect(generateBody({ ...base, model: "meta-llama/Meta-Llama-3-8B" })).toEqual({ text_input: base.prompt, max_tokens: 256, end_id: 128001 });
+    expect(generateBody({ ...base, rules: rulesOf(llama3_8b) })).toEqual({ text_input: base.prompt, max_tokens: 256, end_id: 128001 });
+  });
+
+  it("another model family gets its own template and end token: Llama 2 chat, [INST] and </s> (2)", () => {
+    expect(generateBody({ ...base, rules: rulesOf(llama2_7bChat), system: "Be brief." })).toEqual({
+      text_input: "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHow do I count to nine in French? [/INST]",
+      max_tokens: 256,
+      end_id: 2,
+    });
   });
 
   it("passes sampling settings as their typed inputs, and stream only when streaming", () => {
@@ -71,6 +85,7 @@ describe("the generate request body", () => {
 
   it("passes shell syntax through literally (no shell anywhere)", () => {
     const prompt = "$(touch /tmp/pwned); `touch /tmp/pwned2`";
-    expect(promptText({ prompt, model: base.model, raw: true })).toBe(prompt);
+    expect(promptText({ prompt, rules: base.rules, raw: true })).toBe(prompt);
+    expect(promptText({ prompt, rules: base.rules, raw: false })).toBe(llama3ChatPrompt({ user: prompt }));
   });
 });

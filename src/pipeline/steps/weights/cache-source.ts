@@ -2,7 +2,7 @@ import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { FailedError } from "../../../common/errors.ts";
 import { neededForConversion, refPath, repoFolder, snapshotDir, validCommit } from "../../../hub/cache.ts";
-import { missingForConversion, requiredFiles, type ModelFiles, type WeightsSource } from "./source.ts";
+import { missingForConversion, readListed, requiredFiles, type ModelFiles, type WeightsSource } from "./source.ts";
 
 /**
  * HF_HUB_OFFLINE: the commit from `refs/`, the files from the snapshot, and not one request
@@ -41,5 +41,6 @@ export function cacheSource(cacheDir: string, repo: string, revision: string): W
     bytesToDownload: async () => 0,
     preflight: async () => {},
     fetch: async () => {},
+    readText: (model, name) => readListed(model, join(model.mountDir, model.modelPath), name),
   };
 }

@@ -1,4 +1,5 @@
 import { rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { FailedError } from "../../../common/errors.ts";
 import { formatBytes, formatDuration } from "../../../common/format.ts";
 import { blobPath, neededForConversion, refuseUnsafeListing, repoFolder } from "../../../hub/cache.ts";
@@ -6,7 +7,7 @@ import { ensureRoom } from "../../../hub/disk.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../../hub/download.ts";
 import type { Hub, RepoFile } from "../../../hub/hub-client.ts";
 import type { StepContext } from "../../step.ts";
-import { missingForConversion, type ModelFiles, type WeightsSource } from "./source.ts";
+import { missingForConversion, readListed, smallFileMaxBytes, type ModelFiles, type WeightsSource } from "./source.ts";
 
 /** The Hub: the files are downloaded into the Hugging Face cache, in its standard layout. */
 export function hubSource(hub: Hub, repo: string, revision: string): WeightsSource {
@@ -45,6 +46,19 @@ export function hubSource(hub: Hub, repo: string, revision: string): WeightsSour
       await ensureRoom(cacheDir, total);
       ctx.log.note(`${repo}@${model.commit}: ${files.length} files, ${formatBytes(total)} to download into ${cacheDir}`);
       await download(hub, ctx, { repo, revision, commit: model.commit as string, files, cacheDir, total });
+    },
+    async readText(model, name) {
+      const file = model.files.find((f) => f.path === name);
+      if (!file) return undefined;
+      // Already in the cache (a finished or half-done download): no request at all.
+      const cached = await readListed(model, join(model.mountDir, model.modelPath), name);
+      if (cached !== undefined && Buffer.byteLength(cached) === file.size) return cached;
+      // Read into memory, not the cache: judging the model must not write anything.
+      const url = `${hub.hub.endpoint}/${repo}/resolve/${model.commit as string}/${encodeURIComponent(name)}`;
+      const answer = await hub.request(url, { repo, revision, path: name });
+      const text = await answer.text();
+      if (Buffer.byteLength(text) > smallFileMaxBytes) throw new FailedError(`${name} of ${repo} is too big for a configuration file`);
+      return text;
     },
   };
 }

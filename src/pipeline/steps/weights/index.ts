@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { contentMatches } from "../../../hub/download.ts";
 import type { Json, StepInputs } from "../../fingerprint.ts";
 import type { Step, StepContext, WeightsWork } from "../../step.ts";
+import { ensureModelFits } from "../../model-check.ts";
 import { cacheSource } from "./cache-source.ts";
 import { hubSource } from "./hub-source.ts";
 import { localSource } from "./local-source.ts";
@@ -22,7 +23,7 @@ export type WeightsOut = {
 };
 
 /** --model-dir, else HF_HUB_OFFLINE's cache, else the Hub. */
-function source(ctx: StepContext): WeightsSource {
+export function weightsSource(ctx: Pick<StepContext, "settings" | "clients">): WeightsSource {
   const { modelDir, model, revision } = ctx.settings;
   if (modelDir !== null) return localSource(modelDir);
   const hub = ctx.clients.hub;
@@ -30,10 +31,12 @@ function source(ctx: StepContext): WeightsSource {
 }
 
 /** The model's files, listed once per command: inputs, plan, preflight and run all need them. */
-function listed(ctx: StepContext): Promise<ModelFiles> {
+export function listedModel(ctx: Pick<StepContext, "settings" | "clients" | "memo">): Promise<ModelFiles> {
   const { modelDir, model, revision } = ctx.settings;
-  return ctx.memo(`weights:${modelDir ?? `${model}@${revision}`}`, () => source(ctx).list());
+  return ctx.memo(`weights:${modelDir ?? `${model}@${revision}`}`, () => weightsSource(ctx).list());
 }
+const listed = listedModel;
+const source = weightsSource;
 
 function outOf(model: ModelFiles): WeightsOut {
   return { mountDir: model.mountDir, modelPath: model.modelPath, commit: model.commit, files: model.files };
@@ -79,6 +82,9 @@ export const weightsStep: Step<WeightsOut, WeightsWork> = {
     };
   },
   async preflight(ctx) {
+    // The model's small files first: a model v0.8.0 cannot build, or limits it cannot hold, are
+    // refused (exit 2) before a byte of the weights is fetched.
+    await ensureModelFits(ctx);
     await source(ctx).preflight(await listed(ctx));
   },
   async run(ctx, work) {

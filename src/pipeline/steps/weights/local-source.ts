@@ -2,7 +2,7 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError } from "../../../common/errors.ts";
 import { neededForConversion } from "../../../hub/cache.ts";
-import { missingForConversion, type ModelFiles, type WeightsSource } from "./source.ts";
+import { missingForConversion, readListed, type ModelFiles, type WeightsSource } from "./source.ts";
 
 /** `--model-dir`: Hugging Face weights already in a folder; nothing is fetched. */
 export function localSource(dir: string): WeightsSource {
@@ -21,5 +21,6 @@ export function localSource(dir: string): WeightsSource {
     bytesToDownload: async () => 0,
     preflight: async () => {},
     fetch: async () => {},
+    readText: (model, name) => readListed(model, dir, name),
   };
 }

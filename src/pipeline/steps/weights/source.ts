@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { FailedError } from "../../../common/errors.ts";
 import type { StepContext } from "../../step.ts";
 
 /** A file of the model: `oid` (its blob's hash) when it comes from the Hub or its cache. */
@@ -33,6 +34,27 @@ export interface WeightsSource {
   preflight(model: ModelFiles): Promise<void>;
   /** Makes every file be there (downloads what is missing); nothing to do for a folder. */
   fetch(model: ModelFiles, ctx: StepContext): Promise<void>;
+  /**
+   * One of the model's small files (config.json, generation_config.json, tokenizer_config.json)
+   * as text, before any download: from disk when it is there, else from the Hub. Undefined when
+   * the model has no such file.
+   */
+  readText(model: ModelFiles, name: SmallFile): Promise<string | undefined>;
+}
+
+/** The files the model is judged by before its weights are fetched. */
+export const smallFiles = ["config.json", "generation_config.json", "tokenizer_config.json"] as const;
+export type SmallFile = (typeof smallFiles)[number];
+
+/** A small file bigger than this is no config (tokenizer_config.json of Llama 3 is 50 kB). */
+export const smallFileMaxBytes = 4 * 1024 * 1024;
+
+/** The file as text from the model's folder on disk, if the listing has it and it is there. */
+export async function readListed(model: ModelFiles, dir: string, name: SmallFile): Promise<string | undefined> {
+  const file = model.files.find((f) => f.path === name);
+  if (!file) return undefined;
+  if (file.size > smallFileMaxBytes) throw new FailedError(`${name} of the model is ${file.size} bytes: too big for a configuration file`);
+  return readFile(join(dir, name), "utf8").catch(() => undefined);
 }
 
 /** Files conversion and the tokenizer cannot do without (besides the *.safetensors). */

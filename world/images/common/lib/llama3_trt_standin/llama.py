@@ -65,9 +65,13 @@ def hf_config(model_dir: str) -> dict:
     if not isinstance(raw, dict):
         die("OSError", f"It looks like the config file at '{path}' is not a valid JSON file.")
     model_type = raw.get("model_type")
-    if model_type != "llama":
-        die("ValueError", f"the test world's convert_checkpoint.py stand-in knows Llama checkpoints only; "
+    # examples/llama converts what AutoConfig reads as Llama-shaped: llama and mistral (MODEL_MAP
+    # maps MistralForCausalLM to LLaMAForCausalLM). Others (qwen2: biases dropped, architecture
+    # unknown to trtllm-build) would fail late or convert wrong: the stand-in stops at once.
+    if model_type not in ("llama", "mistral"):
+        die("ValueError", f"the test world's convert_checkpoint.py stand-in knows Llama and Mistral checkpoints only; "
             f"{path} has model_type {model_type!r}")
+    rope_scaling_validation(raw.get("rope_scaling"))
     cfg = dict(HF_LLAMA_DEFAULTS)
     cfg.update(raw)
     if cfg.get("num_key_value_heads") is None:
@@ -77,6 +81,36 @@ def hf_config(model_dir: str) -> dict:
         if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] <= 0:
             die("ValueError", f"{path}: {key} must be a positive integer, got {cfg[key]!r}")
     return cfg
+
+
+def rope_scaling_validation(rope_scaling) -> None:
+    """LlamaConfig._rope_scaling_validation of the transformers the v0.8.0 image carries (before
+    4.43, which added rope_type "llama3"): a Llama 3.1 config.json fails here, in AutoConfig."""
+    if rope_scaling is None:
+        return
+    if not isinstance(rope_scaling, dict) or len(rope_scaling) != 2:
+        die("ValueError", "`rope_scaling` must be a dictionary with with two fields, `type` and `factor`, "
+            f"got {rope_scaling}")
+    rope_scaling_type = rope_scaling.get("type", None)
+    rope_scaling_factor = rope_scaling.get("factor", None)
+    if rope_scaling_type is None or rope_scaling_type not in ["linear", "dynamic"]:
+        die("ValueError", f"`rope_scaling`'s type field must be one of ['linear', 'dynamic'], got {rope_scaling_type}")
+    if rope_scaling_factor is None or not isinstance(rope_scaling_factor, float) or rope_scaling_factor <= 1.0:
+        die("ValueError", f"`rope_scaling`'s factor field must be a float > 1, got {rope_scaling_factor}")
+
+
+def silently_wrong(cfg: dict, args_rotary_scaling) -> List[str]:
+    """What v0.8.0 reads past without a word and builds into an engine that answers wrongly
+    (convert_checkpoint.py reads no bias, hidden_act, rope_scaling or head_dim from config.json).
+    The stand-in refuses each, so a test world build of such a model cannot look like a success."""
+    wrong = []
+    if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+        wrong.append("its projections have biases, which convert_hf_llama never reads")
+    if cfg.get("hidden_act", "silu") != "silu":
+        wrong.append(f"hidden_act {cfg.get('hidden_act')!r} is not read (the engine uses --hidden_act, default silu)")
+    if cfg.get("rope_scaling") is not None and args_rotary_scaling is None:
+        wrong.append(f"rope_scaling {cfg.get('rope_scaling')} is not read from config.json (only --rotary_scaling)")
+    return wrong
 
 
 def hf_expected_tensors(cfg: dict) -> List[str]:

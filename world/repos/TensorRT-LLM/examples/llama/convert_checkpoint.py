@@ -127,6 +127,12 @@ def main():
         assert rotary_scaling["factor"] > 1.0
         args.rotary_scaling = rotary_scaling
 
+    if hf_config is not None:
+        wrong = llama.silently_wrong(hf_config, args.rotary_scaling)
+        if wrong:
+            die("ValueError", "the test world's stand-in refuses what the real v0.8.0 converts without error into an "
+                "engine that answers wrongly: " + "; ".join(wrong))
+
     if args.smoothquant is not None or args.int8_kv_cache or args.enable_fp8 or args.fp8_kv_cache:
         die("NotImplementedError", "the test world's convert_checkpoint.py does not calibrate: no SmoothQuant, "
             "INT8/FP8 KV cache or FP8 (they need a dataset and a GPU)")
@@ -215,8 +221,25 @@ def main():
         # v0.8.0's Mapping.pp_layers would silently drop the remainder layers (stand-in refuses).
         die("AssertionError", f"num_hidden_layers ({args.n_layer}) is not divisible by pp_size ({args.pp_size})")
 
+    # head_size = hidden_size // num_attention_heads (v0.8.0 convert_checkpoint.py:825) and the
+    # K/V rows must split by it (832-833): a config.json with another head_dim fails there.
+    head_size = args.n_embd // heads
+    stated = hf_config.get("head_dim")
+    if isinstance(stated, int) and stated != head_size:
+        if (stated * kv_heads) % (tp * head_size) != 0:
+            die("AssertionError", "assert (k_weight.shape[0] % (mapping.tp_size * head_size)) == 0")
+        die("ValueError", f"the test world's stand-in refuses what the real v0.8.0 converts without error into an "
+            f"engine that answers wrongly: head_dim {stated} is not hidden_size / num_attention_heads ({head_size})")
+    if hf_config.get("quantization_config") is not None:
+        # A pre-quantized checkpoint has qweight/scales, not the .weight get_weight looks up (627-630).
+        die("KeyError", "'model.layers.0.self_attn.q_proj.weight'")
+
     # What AutoModelForCausalLM.from_pretrained reads: all shards, all tensors, one dtype.
     llama.validate_hf_weights(args.model_dir, hf_config)
+    if hf_config.get("tie_word_embeddings"):
+        # named_parameters() lists a tied lm_head once, as model.embed_tokens.weight: get_weight
+        # (convert_checkpoint.py:627-630, 1165) then fails on 'lm_head.weight', after the whole load.
+        die("KeyError", "'lm_head.weight'")
 
     record.apply_common(TOOL, behaviour)
 

@@ -43,6 +43,17 @@ export interface RunHooks {
   onStepLine?(step: Step, line: string): void;
 }
 
+/** A step judged: its state and why, the inputs it was judged on, and what the steps after it read. */
+interface Judgment {
+  readonly state: StepState;
+  readonly reason: string;
+  /** Its outputs were there but failed their check: a repair. */
+  readonly damaged: boolean;
+  readonly inputs: StepInputs;
+  readonly fingerprint: string;
+  readonly known: Known;
+}
+
 interface Known {
   readonly state: StepState;
   readonly out: Json;
@@ -110,21 +121,42 @@ export class Pipeline {
   }
 
   /**
-   * Selects the steps and runs every pre-flight check (the ones that fail in seconds) before
-   * any step starts. Returns one executor per step, to be run in order (a progress display
-   * wraps each in its own task).
+   * Selects the steps, judges each, and runs the pre-flight checks (the ones that fail in
+   * seconds) of the steps that will run before any step starts: a step not done, forced, or
+   * after a step that will run. A build with nothing to do checks nothing (no GPU probe, no model
+   * check). Returns one executor per step, to be run in order (a progress display wraps each in
+   * its own task).
    */
   async prepare(selection: Selection): Promise<StepExecutor[]> {
     const selected = this.#select(selection);
-    const known = new Map<StepId, Known>();
+    // Judged once here, as `plan` judges; an executor reuses its judgment until some step has run
+    // (a step that ran changes what the steps after it read, so they are judged again).
+    const judgedKnown = new Map<StepId, Known>();
+    const judgments = new Map<StepId, Judgment>();
+    const willRun = new Set<StepId>();
     for (const step of this.#steps) {
-      if (!selected.has(step.id) || !step.preflight) continue;
-      await step.preflight(this.#context(step, known, new StepLog(this.#base.paths.log(step.id)), true));
+      const judged = await this.#judge(step, this.#context(step, judgedKnown, new StepLog(this.#base.paths.log(step.id))), judgedKnown);
+      judgedKnown.set(step.id, judged.known);
+      judgments.set(step.id, judged);
+      const forced = selection.force === true || selection.force === step.id;
+      if (selected.has(step.id) && (judged.state !== "done" || forced || step.reads.some((id) => willRun.has(id)))) willRun.add(step.id);
     }
+    for (const step of this.#steps) {
+      if (!willRun.has(step.id) || !step.preflight) continue;
+      await step.preflight(this.#context(step, judgedKnown, new StepLog(this.#base.paths.log(step.id)), true));
+    }
+    // What the executors have run or skipped so far, in order: a step listed before a step it reads finds nothing.
+    const known = new Map<StepId, Known>();
+    const run = { changed: false };
     return this.#steps.map((step) => ({
       step,
       selected: selected.has(step.id),
-      run: (hooks: RunHooks = {}) => this.#execute(step, selection, selected, known, hooks),
+      willRun: willRun.has(step.id),
+      run: async (hooks: RunHooks = {}) => {
+        const outcome = await this.#execute(step, selection, selected, known, hooks, run.changed ? undefined : judgments.get(step.id));
+        if (outcome.action === "ran") run.changed = true;
+        return outcome;
+      },
     }));
   }
 
@@ -134,11 +166,12 @@ export class Pipeline {
     selected: Set<StepId>,
     known: Map<StepId, Known>,
     hooks: RunHooks,
+    prepared: Judgment | undefined,
   ): Promise<StepOutcome> {
     if (this.#base.signal.aborted) throw new InterruptedError("interrupted");
     const log = new StepLog(this.#base.paths.log(step.id));
     const ctx = this.#context(step, known, log);
-    const judged = await this.#judge(step, ctx, known);
+    const judged = prepared ?? (await this.#judge(step, ctx, known));
     const forced = selection.force === true || selection.force === step.id;
 
     if (!selected.has(step.id)) {
@@ -210,7 +243,7 @@ export class Pipeline {
     return { id: step.id, action: "ran", state: "done", reason: judged.reason, seconds };
   }
 
-  async #judge(step: Step, ctx: StepContext, known: Map<StepId, Known>) {
+  async #judge(step: Step, ctx: StepContext, known: Map<StepId, Known>): Promise<Judgment> {
     const own = await step.inputs(ctx);
     const upstream: Record<string, Json> = {};
     for (const id of step.reads) upstream[`upstream.${id}`] = known.get(id)?.hash ?? "unknown";
@@ -288,6 +321,8 @@ export class Pipeline {
 export interface StepExecutor {
   readonly step: Step;
   readonly selected: boolean;
+  /** Selected, and not done, forced or after a step that will run (as judged before any ran). */
+  readonly willRun: boolean;
   run(hooks?: RunHooks): Promise<StepOutcome>;
 }
 

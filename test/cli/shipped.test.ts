@@ -1,12 +1,13 @@
 /**
- * What `npm install` ships is dist/, built by tsc from src/ (`prepare`), while every other test
- * runs src/ directly. tsc rewrites the `.ts` of relative imports to `.js` — but not always (it
- * missed the import()s inside a `using` scope once, which broke `ask --local` in the package
- * only). So: every module specifier in dist/ resolves to a file that is there, and every module
- * loads.
+ * What `npm install` ships is dist/, bundled by esbuild from src/ (`prepare`, scripts/build.ts),
+ * while every other test runs src/ directly. A specifier the bundler left unresolved, or a chunk
+ * it did not write, breaks the package only (tsc once left the `.ts` of import()s inside a
+ * `using` scope, which broke `ask --local` in the package alone). So: every module specifier in
+ * dist/ resolves to a file that is there, every module loads, and every command's lazy import()
+ * is a chunk of its own (the everyday commands load only what they use).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -15,7 +16,7 @@ const files = existsSync(dist) ? readdirSync(dist, { recursive: true, encoding: 
 
 describe("the shipped dist/", () => {
   it("is built (npm ci runs `prepare`; else `npm run build`)", () => {
-    expect(files.length, `no dist/ in ${dist}: run \`npm run build\``).toBeGreaterThan(50);
+    expect(files, `no dist/ in ${dist}: run \`npm run build\``).toContain("cli/main.js");
   });
 
   it.each(files)("%s imports only files that exist, by their .js names", (file) => {
@@ -23,6 +24,27 @@ describe("the shipped dist/", () => {
     const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)["']/g)].map((m) => m[1] as string);
     const broken = specifiers.filter((s) => !s.endsWith(".js") || !existsSync(resolve(dirname(join(dist, file)), s)));
     expect(broken).toEqual([]);
+  });
+
+  it("each command is a chunk of its own, and --version's entry point does not import the pipeline", () => {
+    const main = readFileSync(join(dist, "cli/main.js"), "utf8");
+    const lazy = [...main.matchAll(/\bimport\(\s*["'](\.{1,2}\/[^"']+)["']/g)].map((m) => (m[1] as string).replace(/^.*\//, "").replace(/-[A-Z0-9]+\.js$/, ""));
+    expect(lazy).toEqual(expect.arrayContaining(["build", "plan", "status", "serve", "ask", "doctor"]));
+    // What main.js loads eagerly: its static imports, and theirs.
+    const eager = new Set<string>();
+    const visit = (file: string) => {
+      if (eager.has(file)) return;
+      eager.add(file);
+      const text = readFileSync(join(dist, file), "utf8");
+      for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)["']/g)) visit(relative(dist, resolve(dirname(join(dist, file)), m[1] as string)));
+    };
+    visit("cli/main.js");
+    const eagerText = [...eager].map((f) => readFileSync(join(dist, f), "utf8")).join("\n");
+    // The runner and the Docker SDK are in dist/, just not on --version's path.
+    const everything = files.map((f) => readFileSync(join(dist, f), "utf8")).join("\n");
+    const holds = (text: string) => ({ runner: /\bPipeline = class\b/.test(text), dockerode: /["']dockerode["']/.test(text) });
+    expect(holds(everything)).toEqual({ runner: true, dockerode: true });
+    expect(holds(eagerText)).toEqual({ runner: false, dockerode: false });
   });
 
   it("every module of it loads", async () => {

@@ -31,10 +31,11 @@ export async function run(env: CommandEnv): Promise<void> {
     env.output.warn(`${dir} is writable by every user of this host: anyone could change what llama3-trt writes and later reads there. Run \`chmod o-w ${dir}\`.`);
   }
   const pipeline = await session.pipeline();
-  // Every pre-flight check, the model's included (a refusal is exit 2 here, before any step runs).
+  // The pre-flight checks of the steps that will run, the model's included (a refusal is exit 2
+  // here, before any step runs).
   const executors = await pipeline.prepare({ only: options.only, from: options.from, force: options.force });
-  // What the model will get, before the GPU work: only when a step that reads the model runs.
-  const judged = executors.some((e) => e.selected && modelSteps.has(e.step.id)) ? await session.modelAssessment({ probe: true }) : undefined;
+  // What the model will get, before the GPU work: only when a step that reads the model will run.
+  const judged = executors.some((e) => e.willRun && modelSteps.has(e.step.id)) ? await session.modelAssessment({ probe: true }) : undefined;
   if (judged) {
     for (const line of describeAssessment(judged, { findings: false })) env.output.info(line);
     for (const warning of judged.warnings) env.output.warn(warning.message);

@@ -680,26 +680,26 @@ describe("Pipeline.run: delete-before-run", () => {
   });
 });
 
-describe("Pipeline.prepare: pre-flight checks first", () => {
+describe("Pipeline.prepare: pre-flight checks of the steps that will run, first", () => {
   const specs: FakeSpec[] = [
-    { id: "weights", preflight: true },
-    { id: "checkpoint", reads: ["weights"] },
+    { id: "weights", preflight: true, uses: ["model"] },
+    { id: "checkpoint", reads: ["weights"], uses: ["dtype"] },
     { id: "engine", reads: ["checkpoint"], preflight: true },
   ];
+  const expected = (w: FakeWorkdir, id: StepId) => ({ file: w.file(id), content: "(expected)" });
 
-  it("runs the pre-flight check of every selected step before any step runs", async () => {
+  it("a new workdir: every step will run; each pre-flight check runs before any step, on what the steps it reads will produce", async () => {
     using dir = tempDir();
     const w = new FakeWorkdir(dir.path, specs);
     const executors = await (await w.pipeline()).prepare({});
-    expect(executors.map((e) => [e.step.id, e.selected])).toEqual([
-      ["weights", true],
-      ["checkpoint", true],
-      ["engine", true],
+    expect(executors.map((e) => [e.step.id, e.selected, e.willRun])).toEqual([
+      ["weights", true, true],
+      ["checkpoint", true, true],
+      ["engine", true, true],
     ]);
-    // Before any step is judged: what the steps it reads produce is not known yet (null).
     expect(w.calls).toEqual([
       { call: "preflight", id: "weights", upstream: {} },
-      { call: "preflight", id: "engine", upstream: { checkpoint: null } },
+      { call: "preflight", id: "engine", upstream: { checkpoint: expected(w, "checkpoint") } },
     ]);
     for (const executor of executors) await executor.run();
     expect(w.calls.map((c) => `${c.call} ${c.id}`)).toEqual([
@@ -717,18 +717,61 @@ describe("Pipeline.prepare: pre-flight checks first", () => {
     ]);
   });
 
-  it("checks only the selected steps", async () => {
+  it("nothing to do: no pre-flight check, and each step is judged once (prepare's judgment is reused)", async () => {
     using dir = tempDir();
     const w = await built(dir.path, specs);
-    const executors = await (await w.pipeline()).prepare({ only: "checkpoint" });
-    expect(executors.map((e) => [e.step.id, e.selected])).toEqual([
+    const executors = await (await w.pipeline()).prepare({});
+    expect(executors.map((e) => e.willRun)).toEqual([false, false, false]);
+    for (const executor of executors) await executor.run();
+    expect(w.calls.map((c) => `${c.call} ${c.id}`)).toEqual(["verify weights", "verify checkpoint", "verify engine"]);
+  });
+
+  it("a step that will run makes the steps after it run too: their checks run, and they are judged again after it ran", async () => {
+    using dir = tempDir();
+    const w = await built(dir.path, specs);
+    const executors = await (await w.pipeline({ settings: { dtype: "float16" } })).prepare({});
+    expect(executors.map((e) => [e.step.id, e.willRun])).toEqual([
       ["weights", false],
       ["checkpoint", true],
-      ["engine", false],
+      ["engine", true],
     ]);
-    expect(w.calls).toEqual([]);
+    expect(w.calls.map((c) => `${c.call} ${c.id}`)).toEqual(["verify weights", "preflight engine"]);
+    w.calls.length = 0;
+    const outcomes = [];
+    for (const executor of executors) outcomes.push(await executor.run());
+    expect(outcomes.map((o) => [o.id, o.action])).toEqual([
+      ["weights", "skipped"],
+      ["checkpoint", "ran"],
+      ["engine", "ran"],
+    ]);
+    expect(w.calls.map((c) => `${c.call} ${c.id}`)).toEqual(["plan checkpoint", "run checkpoint", "verify checkpoint", "plan engine", "run engine", "verify engine"]);
+    // The engine was recorded on what the new checkpoint made (judged again after it ran, not on
+    // prepare's "checkpoint must run first"): the next look finds everything done.
+    const after = await (await w.pipeline({ settings: { dtype: "float16" } })).evaluate();
+    expect(after.map((s) => [s.id, s.state])).toEqual([
+      ["weights", "done"],
+      ["checkpoint", "done"],
+      ["engine", "done"],
+    ]);
+  });
+
+  it("checks only the selected steps that will run: --only and --from on a built workdir check nothing, --force checks the forced step", async () => {
+    using dir = tempDir();
+    const w = await built(dir.path, specs);
+    const only = await (await w.pipeline()).prepare({ only: "checkpoint" });
+    expect(only.map((e) => [e.step.id, e.selected, e.willRun])).toEqual([
+      ["weights", false, false],
+      ["checkpoint", true, false],
+      ["engine", false, false],
+    ]);
     await (await w.pipeline()).prepare({ from: "checkpoint" });
-    expect(w.calls).toEqual([{ call: "preflight", id: "engine", upstream: { checkpoint: null } }]);
+    expect(w.called("preflight")).toEqual([]);
+    const forced = await (await w.pipeline()).prepare({ force: "engine" });
+    expect(forced.map((e) => e.willRun)).toEqual([false, false, true]);
+    expect(w.calls.filter((c) => c.call === "preflight")).toEqual([{ call: "preflight", id: "engine", upstream: { checkpoint: { file: w.file("checkpoint"), content: "checkpoint v1" } } }]);
+    w.calls.length = 0;
+    await (await w.pipeline({ settings: { model: "other/model" } })).prepare({ only: "weights" });
+    expect(w.called("preflight")).toEqual(["weights"]);
   });
 
   it("a failing pre-flight check: prepare rejects with it and no step has run", async () => {
@@ -739,7 +782,7 @@ describe("Pipeline.prepare: pre-flight checks first", () => {
     expect(await rejection((await w.pipeline()).run({}))).toBe(failure);
     expect(w.calls).toEqual([
       { call: "preflight", id: "weights", upstream: {} },
-      { call: "preflight", id: "engine", upstream: { checkpoint: null } },
+      { call: "preflight", id: "engine", upstream: { checkpoint: expected(w, "checkpoint") } },
     ]);
     expect(readdirSync(dir.path)).toEqual([]);
   });

@@ -143,18 +143,18 @@ export class Pipeline {
     }
     for (const step of this.#steps) {
       if (!willRun.has(step.id) || !step.preflight) continue;
-      await step.preflight(this.#context(step, judgedKnown, new StepLog(this.#base.paths.log(step.id)), true));
+      await step.preflight(this.#context(step, judgedKnown, new StepLog(this.#base.paths.log(step.id))));
     }
     // What the executors have run or skipped so far, in order: a step listed before a step it reads finds nothing.
     const known = new Map<StepId, Known>();
-    const run = { changed: false };
+    let someStepRan = false;
     return this.#steps.map((step) => ({
       step,
       selected: selected.has(step.id),
       willRun: willRun.has(step.id),
       run: async (hooks: RunHooks = {}) => {
-        const outcome = await this.#execute(step, selection, selected, known, hooks, run.changed ? undefined : judgments.get(step.id));
-        if (outcome.action === "ran") run.changed = true;
+        const outcome = await this.#execute(step, selection, selected, known, hooks, someStepRan ? undefined : judgments.get(step.id));
+        if (outcome.action === "ran") someStepRan = true;
         return outcome;
       },
     }));

@@ -770,6 +770,13 @@ describe("Pipeline.prepare: pre-flight checks of the steps that will run, first"
     expect(forced.map((e) => e.willRun)).toEqual([false, false, true]);
     expect(w.calls.filter((c) => c.call === "preflight")).toEqual([{ call: "preflight", id: "engine", upstream: { checkpoint: { file: w.file("checkpoint"), content: "checkpoint v1" } } }]);
     w.calls.length = 0;
+    // A forced step makes the done steps after it run too.
+    expect((await (await w.pipeline()).prepare({ force: "checkpoint" })).map((e) => e.willRun)).toEqual([false, true, true]);
+    expect(w.called("preflight")).toEqual(["engine"]);
+    w.calls.length = 0;
+    expect((await (await w.pipeline()).prepare({ force: true })).map((e) => e.willRun)).toEqual([true, true, true]);
+    expect(w.called("preflight")).toEqual(["weights", "engine"]);
+    w.calls.length = 0;
     await (await w.pipeline({ settings: { model: "other/model" } })).prepare({ only: "weights" });
     expect(w.called("preflight")).toEqual(["weights"]);
   });

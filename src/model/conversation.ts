@@ -6,9 +6,13 @@
  * whose files say nothing.
  */
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import { Template } from "@huggingface/jinja";
+import type { Template } from "@huggingface/jinja";
 import { isInstructModel, llama3ChatPrompt, llama3Tokens } from "../triton/chat-template.ts";
+
+/** Loaded when a template is compiled, not by every command that imports the model's rules. */
+const jinja = () => createRequire(import.meta.url)("@huggingface/jinja") as typeof import("@huggingface/jinja");
 
 export interface ChatMessage {
   readonly role: "system" | "user" | "assistant";
@@ -89,7 +93,7 @@ export function conversationRules(files: ConversationFiles, model: string): Conv
   if (own !== undefined) {
     let compiled: Template;
     try {
-      compiled = new Template(own);
+      compiled = new (jinja().Template)(own);
     } catch (error) {
       throw new ConversationError(`the chat_template of tokenizer_config.json does not parse: ${(error as Error).message}`);
     }

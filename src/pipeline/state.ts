@@ -1,5 +1,6 @@
 import { mkdir, readFile } from "node:fs/promises";
-import { parse as parseJsonc, type ParseError } from "jsonc-parser";
+import { createRequire } from "node:module";
+import type { ParseError } from "jsonc-parser";
 import { writeFileAtomicWith } from "../common/atomic-file.ts";
 import { pausePoint } from "../common/test-hooks.ts";
 import { UsageError } from "../common/errors.ts";
@@ -125,6 +126,8 @@ export function parseState(text: string, path: string): Partial<Record<StepId, S
 
 /** `line:col` of the first syntax error in `text`: V8's JSON.parse does not always say where. */
 function jsonErrorAt(text: string): string {
+  // Loaded only here, for a damaged file: every command reads state.json, few ever need this.
+  const { parse: parseJsonc } = createRequire(import.meta.url)("jsonc-parser") as typeof import("jsonc-parser");
   const errors: ParseError[] = [];
   parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false });
   const offset = errors[0]?.offset ?? text.length;

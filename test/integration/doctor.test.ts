@@ -30,8 +30,13 @@ describe("doctor against the test world", { timeout: 120_000 }, () => {
       "Model access": "ok",
       Disk: "ok",
       Ports: "ok",
+      Model: "ok",
+      // No GPU to plan for: doctor says how to plan for one.
+      Memory: "skipped",
     });
     expect(doc.checks.find((c) => c.name === "Hugging Face token")?.detail).toContain("user world-user");
+    expect(doc.checks.find((c) => c.name === "Model")?.detail).toContain("LlamaForCausalLM, 8.03 B parameters, 8192 positions");
+    expect(doc.checks.find((c) => c.name === "Memory")?.detail).toContain("pass --gpu <profile>");
     expect(result.stdout).not.toContain(world.env.HF_TOKEN);
   });
 

@@ -454,9 +454,11 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
   it("transient errors are retried with backoff: two 503s, then a 429 with Retry-After (case 13ab)", async () => {
     await using box = sandbox(world);
     await world.setScenario({
+      // Files the download fetches and the model check does not read first (it reads config.json,
+      // generation_config.json and tokenizer_config.json into memory before the download).
       rules: [
-        { match: "config.json", origin: "hub", status: 503, times: 2 },
-        { match: "tokenizer_config.json", origin: "hub", status: 429, retryAfterSeconds: 2, times: 1 },
+        { match: "tokenizer.json", origin: "hub", status: 503, times: 2 },
+        { match: "special_tokens_map.json", origin: "hub", status: 429, retryAfterSeconds: 2, times: 1 },
       ],
     });
     const started = Date.now();
@@ -740,7 +742,11 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
       const result = await weights(box, { HF_HUB_CACHE: small });
       expect(result.exitCode).toBe(1);
       expect(result.stderr).toMatch(new RegExp(`Not enough disk space for the model: need [\\d.]+ MB in ${small}, [\\d.]+ MB free\\. Free some space, or point HF_HUB_CACHE`));
-      expect(contentBytes(await settledRequests(w))).toBe(0);
+      // Only the model's three small files, read into memory to judge the model before the
+      // download; not a byte of the weights, nothing written into the cache.
+      const served = (await settledRequests(w)).filter((r) => r.file !== undefined && r.method === "GET" && r.status < 300);
+      expect(served.map((r) => r.file).sort()).toEqual(["config.json", "generation_config.json", "tokenizer_config.json"]);
+      expect(readdirSync(small)).toEqual([]);
       expect(weightsRecord(box)).toBeUndefined();
       expect(existsSync(join(box.workdir, ".lock"))).toBe(false);
       const doctor = await box.run(["doctor", "--json"], { HF_HUB_CACHE: small });

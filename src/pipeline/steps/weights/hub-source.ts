@@ -1,4 +1,4 @@
-import { rm, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedError } from "../../../common/errors.ts";
 import { formatBytes, formatDuration } from "../../../common/format.ts";
@@ -53,6 +53,10 @@ export function hubSource(hub: Hub, repo: string, revision: string): WeightsSour
       // Already in the cache (a finished or half-done download): no request at all.
       const cached = await readListed(model, join(model.mountDir, model.modelPath), name);
       if (cached !== undefined && Buffer.byteLength(cached) === file.size) return cached;
+      // The same content under an earlier commit (blobs are named by their hash, and only a
+      // verified download is given that name): main moved, this file did not.
+      const blob = file.oid ? await readFile(blobPath(cacheDir, repo, file.oid), "utf8").catch(() => undefined) : undefined;
+      if (blob !== undefined && Buffer.byteLength(blob) === file.size) return blob;
       // Read into memory, not the cache: judging the model must not write anything.
       const url = `${hub.hub.endpoint}/${repo}/resolve/${model.commit as string}/${encodeURIComponent(name)}`;
       const answer = await hub.request(url, { repo, revision, path: name });

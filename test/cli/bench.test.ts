@@ -15,6 +15,7 @@ import { tokenizerFromJson } from "../../src/model/tokenizer.ts";
 import { realLlama3TokenizerJson } from "../../world/llama3-tokenizer.ts";
 import { tokenizerConfigJson } from "../../world/server/llama3-files.ts";
 import { baseEnv, cli } from "../helpers/cli.ts";
+import { expectEveryField } from "../helpers/bench.ts";
 import { startOpenAiServer } from "../helpers/openai-sse-server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -29,27 +30,6 @@ async function closedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-export function expectEveryField(doc: BenchReport, points: number): void {
-  expect(doc.format).toBe("llama3-trt-bench/1");
-  expect(Object.keys(doc).sort()).toEqual(["deployment", "format", "points", "started_at", "target", "tool", "workload"]);
-  expect(doc.points).toHaveLength(points);
-  for (const p of doc.points) {
-    for (const key of ["requests", "completed", "errors", "duration_s", "requests_per_s", "output_tokens_per_s", "total_tokens_per_s"] as const) {
-      expect(typeof p[key], key).toBe("number");
-    }
-    for (const key of ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] as const) {
-      expect(Object.keys(p[key]).sort(), key).toEqual(["max", "mean", "min", "p50", "p90", "p99"]);
-      for (const stat of ["mean", "p50", "p90", "p99"] as const) expect(p[key][stat], `${key}.${stat}`).toBeTypeOf("number");
-    }
-    expect(p.concurrency ?? p.rate).toBeTypeOf("number");
-    expect(p.per_request).toHaveLength(p.requests);
-    for (const r of p.per_request) {
-      expect(Object.keys(r)).toEqual(expect.arrayContaining(["start_ms", "ttft_ms", "e2e_ms", "itl_ms", "input_tokens", "output_tokens"]));
-    }
-    expect(typeof p.client.event_loop_lag_p99_ms).toBe("number");
-  }
 }
 
 describe("bench --api openai against an OpenAI-shaped streaming server", { timeout: 90_000 }, () => {
@@ -128,7 +108,7 @@ describe("bench --api openai against an OpenAI-shaped streaming server", { timeo
     expect(svg).not.toMatch(/<script|href=|@import|url\(/);
 
     // --compare: the same run against a copy that did half the throughput on another dtype.
-    const b = structuredClone(doc) as { deployment: Record<string, unknown>; points: { output_tokens_per_s: number }[] };
+    const b = structuredClone(doc) as unknown as { deployment: Record<string, unknown>; points: { output_tokens_per_s: number }[] };
     b.deployment["build.dtype"] = "float16";
     for (const p of b.points) p.output_tokens_per_s /= 2;
     writeFileSync(join(dir.path, "b.json"), JSON.stringify(b));

@@ -5,9 +5,11 @@
  * test/integration/bench.test.ts.) Timing checks are ratios in wide bands: the machine may be
  * loaded, the figures must still land near what the server was told to do.
  */
+import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BenchReport } from "../../src/bench/report.ts";
@@ -192,5 +194,26 @@ describe("bench --api openai against an OpenAI-shaped streaming server", { timeo
     const noTokenizer = await cli(["bench", "--url", server.url], { cwd: dir.path, env });
     expect(noTokenizer.exitCode).toBe(2);
     expect(noTokenizer.stderr).toContain("pass `--model-dir <folder with tokenizer.json>`");
+  });
+
+  it("Ctrl-C cancels the requests in flight and exits 130, writing no plot", async () => {
+    await using server = await startOpenAiServer({ ttftMs: 50, itlMs: 200, slots: 4 });
+    const plot = join(dir.path, "interrupted.svg");
+    const entry = fileURLToPath(new URL("../helpers/llama3-trt.ts", import.meta.url));
+    const child = spawn(process.execPath, [entry, "bench", "--api", "openai", "--url", server.url, "--model-dir", modelDir, "--concurrency", "2", "--output-len", "50", "--plot", plot], {
+      cwd: dir.path,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (server.bodies.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(server.bodies.length).toBeGreaterThanOrEqual(2);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("interrupted; the requests in flight were cancelled and nothing was written");
+    expect(() => readFileSync(plot)).toThrow();
   });
 });

@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import type { RequestTiming } from "./metrics.ts";
-import { type PromptMaker, seededRandom } from "./prompts.ts";
+import { type BenchPrompt, type PromptMaker, seededRandom } from "./prompts.ts";
 import type { BenchTarget, RequestOutcome } from "./targets.ts";
 
 export type LoadPoint = { readonly concurrency: number } | { readonly rate: number };
@@ -40,9 +40,18 @@ export interface PointOptions {
 /** The monitor's timer fires every this many ms; what it reports beyond that is lag. */
 const lagResolutionMs = 5;
 
+/** Prompts made ahead, for a duration budget: enough for most runs; more are made as needed. */
+const promptsAheadForDuration = 256;
+
 export async function runPoint(o: PointOptions): Promise<PointRun> {
+  // Prompts are made before the clock starts: tokenizing while requests stream would block the
+  // event loop and delay the arrival times of other requests' tokens.
+  const ready = new Map<number, BenchPrompt>();
+  const ahead = "requests" in o.budget ? o.budget.requests : promptsAheadForDuration;
+  for (let i = 0; i < o.warmup; i++) ready.set(o.firstIndex + 900_000 + i, o.prompts.prompt(o.firstIndex + 900_000 + i));
+  for (let i = 0; i < ahead; i++) ready.set(o.firstIndex + i, o.prompts.prompt(o.firstIndex + i));
   const send = async (index: number) => {
-    const prompt = o.prompts.prompt(index);
+    const prompt = ready.get(index) ?? o.prompts.prompt(index);
     return { prompt, outcome: await o.target.send(prompt, o.signal) };
   };
   if (o.warmup > 0) {

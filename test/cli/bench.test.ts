@@ -155,7 +155,7 @@ describe("bench --api openai against an OpenAI-shaped streaming server", { timeo
     expect(failing.stderr).toContain("error: Every request at c=1 failed: The API refused the request (HTTP 400: This prompt was refused by the test server.)");
   });
 
-  it("a Poisson rate point sends its requests at increasing times and reports its rate", async () => {
+  it("a Poisson rate point sends its requests at increasing times and reports its rate; a --duration point sends for that long", async () => {
     await using server = await startOpenAiServer({ ttftMs: 10, itlMs: 2, slots: 8 });
     const run = await cli(["bench", "--api", "openai", "--url", server.url, "--model-dir", modelDir, "--rate", "20", "--requests", "10", "--input-len", "8", "--output-len", "3", "--json"], { cwd: dir.path, env });
     expect(run.exitCode, run.stderr).toBe(0);
@@ -165,6 +165,16 @@ describe("bench --api openai against an OpenAI-shaped streaming server", { timeo
     const starts = doc.points[0]?.per_request.map((r) => r.start_ms) ?? [];
     expect(starts.every((s, i) => i === 0 || s >= (starts[i - 1] as number))).toBe(true);
     expect(starts.at(-1)).toBeGreaterThan(0);
+
+    // --duration: new requests for that long, then the ones in flight finish and count.
+    const timed = await cli(["bench", "--api", "openai", "--url", server.url, "--model-dir", modelDir, "--concurrency", "2", "--duration", "0.6", "--input-len", "8", "--output-len", "3", "--json"], { cwd: dir.path, env });
+    expect(timed.exitCode, timed.stderr).toBe(0);
+    const timedDoc = JSON.parse(timed.stdout) as BenchReport;
+    expect(timedDoc.workload).toMatchObject({ requests_per_point: null, duration_s_per_point: 0.6 });
+    const point = timedDoc.points[0];
+    expect(point?.duration_s).toBeGreaterThanOrEqual(0.6);
+    expect(point?.requests).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...(point?.per_request.map((r) => r.start_ms) ?? []))).toBeLessThan(600);
   });
 
   it("a wrong API key, an unreachable server and bad flags are clear errors (exit 1, 1, 2)", async () => {

@@ -113,11 +113,15 @@ describe("bench against the world's Triton stand-in", { timeout: 300_000 }, () =
     // The tokenizer is the default one: the weights this workdir built from.
     const prompts = join(box.dir, "prompts.jsonl");
     const long = Array.from({ length: 5000 }, () => "word").join(" ");
-    writeFileSync(prompts, [JSON.stringify({ text: "Once upon a time" }), JSON.stringify({ text: long }), JSON.stringify("The river"), JSON.stringify({ text: long })].join("\n") + "\n");
-    const mixed = await box.run(["bench", "--prompts", prompts, "--concurrency", "2", "--requests", "4", "--warmup", "0", "--output-len", "4", "--json"], env);
+    // A Llama 3 chat prompt: the stand-in would end its answer at <|eot_id|> after a dozen tokens; min_length keeps it going.
+    const chat = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHow do I count to nine in French?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+    writeFileSync(prompts, [JSON.stringify({ text: chat }), JSON.stringify({ text: long }), JSON.stringify("The river"), JSON.stringify({ text: long })].join("\n") + "\n");
+    const mixed = await box.run(["bench", "--prompts", prompts, "--concurrency", "2", "--requests", "4", "--warmup", "0", "--output-len", "40", "--json"], env);
     expect(mixed.exitCode, mixed.stderr).toBe(0);
     const point = (JSON.parse(mixed.stdout) as BenchReport).points[0];
     expect(point).toMatchObject({ requests: 4, completed: 2, errors: 2 });
+    // 40 tokens each (a few are special tokens that decode to no text, which do not count as streamed tokens); without min_length the chat answer would stop at about 12.
+    for (const r of point?.per_request.filter((r) => r.error === undefined) ?? []) expect(r.itl_ms.length).toBeGreaterThan(30);
     expect(point?.error_messages).toEqual([{ message: expect.stringContaining("exceeds maximum input length (4096)") as string, count: 2 }]);
     expect(mixed.stderr).toContain("c=2: 2 of 4 requests failed: The server refused the request (HTTP 400)");
 

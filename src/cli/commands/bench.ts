@@ -99,7 +99,7 @@ export async function run(env: CommandEnv): Promise<void> {
         prompts,
         tokenizer,
         signal,
-        onRequestDone: (done, errors) => out.debug(`${loadLabel(load as PointReport)}: ${done}${"requests" in budget ? `/${budget.requests}` : ""} requests done, ${errors} errors`),
+        onRequestDone: (done, errors) => out.debug(`${loadLabel(load)}: ${done}${"requests" in budget ? `/${budget.requests}` : ""} requests done, ${errors} errors`),
       });
     } catch (error) {
       if (signal.aborted) throw new InterruptedError("interrupted; the requests in flight were cancelled and nothing was written", { cause: error });

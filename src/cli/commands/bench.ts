@@ -9,7 +9,7 @@ import { plotSvg } from "../../bench/plot.ts";
 import { PromptMaker, type PromptSource, readPromptFile } from "../../bench/prompts.ts";
 import { benchFormat, type BenchReport, loadLabel, pointReport, type PointReport, tableHeader, tableRow } from "../../bench/report.ts";
 import { openAiTarget, tritonTarget, type BenchTarget } from "../../bench/targets.ts";
-import { readConversation } from "../../model/conversation.ts";
+import { ConversationError, readConversation } from "../../model/conversation.ts";
 import { loadTokenizer, TokenizerError, type TextTokenizer } from "../../model/tokenizer.ts";
 import { settingsUrls } from "../../server/urls.ts";
 import type { Settings } from "../../config/schema.ts";
@@ -70,7 +70,7 @@ export async function run(env: CommandEnv): Promise<void> {
   const target: BenchTarget =
     o.api === "openai"
       ? openAiTarget(url, env.env.LLAMA3_TRT_API_KEY || undefined, o.model)
-      : tritonTarget(url, (await readConversation(modelDir, settings.model)).endId);
+      : tritonTarget(url, await endIdOf(modelDir, settings.model));
 
   using interrupts = handleInterrupts(out, async () => {});
   const signal = interrupts.signal;
@@ -169,6 +169,16 @@ async function tokenizerOrUsageError(dir: string): Promise<TextTokenizer> {
     return await loadTokenizer(dir);
   } catch (error) {
     if (error instanceof TokenizerError) throw new UsageError(`${error.message} Pass \`--model-dir\` with the model's Hugging Face folder.`, { cause: error });
+    throw error;
+  }
+}
+
+/** The model's end token (sent as end_id; min_length masks it up to --output-len); a broken tokenizer_config.json is the user's to fix. */
+async function endIdOf(modelDir: string, model: string): Promise<number> {
+  try {
+    return (await readConversation(modelDir, model)).endId;
+  } catch (error) {
+    if (error instanceof ConversationError) throw new UsageError(`${modelDir}: ${error.message}`, { cause: error });
     throw error;
   }
 }

@@ -118,10 +118,40 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     "also remove the model from the Hugging Face cache",
   );
 
+  command(
+    "bench",
+    "load the running deployment and report time to first token, inter-token latency, end-to-end latency and throughput per load point",
+    "bench",
+    [],
+  )
+    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings; port 9000 with --api openai)")
+    .addOption(new Option("--api <api>", "which API to load").choices(["triton", "openai"]).default("triton"))
+    .option("--model-dir <dir>", "the model's Hugging Face folder, for its tokenizer (default: the weights this workdir built from)")
+    .option("--model <name>", "--api openai: the model name to ask for (default: the first of GET /v1/models)")
+    .addOption(new Option("--concurrency <list>", "concurrent clients per load point, a sweep (default: 1,4,16)").argParser(positiveList))
+    .addOption(new Option("--rate <list>", "instead: Poisson arrivals, requests per second per load point (e.g. 1,2,4)").argParser(positiveNumberList))
+    .addOption(new Option("--requests <n>", "measured requests per load point (default: 4 x concurrency, at least 16)").argParser(positiveInteger))
+    .addOption(new Option("--duration <seconds>", "instead: send new requests for this long per load point").argParser(positiveNumber))
+    .addOption(new Option("--input-len <tokens>", "synthetic prompt length in the model's tokens").default(128).argParser(positiveInteger))
+    .addOption(new Option("--input-stddev <tokens>", "spread of the prompt length (normal)").default(0).argParser(nonNegativeInteger))
+    .addOption(new Option("--output-len <tokens>", "tokens to generate per request").default(128).argParser(positiveInteger))
+    .addOption(new Option("--output-stddev <tokens>", "spread of the output length (normal)").default(0).argParser(nonNegativeInteger))
+    .option("--prompts <file.jsonl>", "prompts from a file instead: one a line, \"text\" or {\"text\": \"...\"}")
+    .addOption(new Option("--warmup <n>", "requests before each load point that are not counted (default: one per client)").argParser(nonNegativeInteger))
+    .addOption(new Option("--seed <n>", "seed of the synthetic workload (same seed, same prompts)").default(0).argParser(nonNegativeInteger))
+    .option("--plot <file>", "write a self-contained SVG of throughput against latency across the sweep")
+    .option("--compare <files...>", "print the differences between two `bench --json` results (a.json b.json) and exit")
+    .addHelpText(
+      "after",
+      "\nMetrics as `vllm bench serve` and GenAI-Perf define them: TTFT (send → first token), ITL (gaps between streamed tokens),\n" +
+        "TPOT ((e2e - TTFT) / (output tokens - 1)), e2e latency; throughput per second of the point's duration.\n" +
+        "--api openai reads the gateway's key from LLAMA3_TRT_API_KEY.",
+    );
+
   return program;
 }
 
-export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean";
+export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "bench";
 
 /** Setting flags have no commander default: a default here would hide the file and env values. */
 function settingOptions(groups: readonly SettingGroup[]): Option[] {
@@ -158,6 +188,26 @@ function stepOption(flags: string, description: string): Option {
 function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return Number(value);
+}
+
+function nonNegativeInteger(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
+  return Number(value);
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
+  return n;
+}
+
+/** "1,4,16" → [1, 4, 16]. */
+function positiveList(value: string): number[] {
+  return value.split(",").map((v) => positiveInteger(v.trim()));
+}
+
+function positiveNumberList(value: string): number[] {
+  return value.split(",").map((v) => positiveNumber(v.trim()));
 }
 
 function nonNegativeNumber(value: string): number {

@@ -1,6 +1,6 @@
 import { FailedError } from "../common/errors.ts";
 import type { GenerateBody } from "./generate-request.ts";
-import { SseParser } from "./sse.ts";
+import { timedEvents } from "./sse.ts";
 import { connectionProblem, httpReadyProbe, type ProbeResult } from "./wait.ts";
 
 /** A request to the server failed; `kind` says how, for `--json` and for tests. */
@@ -67,37 +67,31 @@ export class TritonClient {
   }
 
   /**
-   * generate_stream: calls `onText` with each piece as it arrives. An error may come as an event
-   * of a stream that already answered 200 (the generate extension's rule): it fails the call
-   * after the pieces before it were handed out.
+   * generate_stream: calls `onText` with each piece as it arrives, and when its first byte came
+   * (performance.now()). An error may come as an event of a stream that already answered 200
+   * (the generate extension's rule): it fails the call after the pieces before it were handed out.
    */
-  async generateStream(body: GenerateBody, signal: AbortSignal, onText: (text: string) => void): Promise<GenerateAnswer> {
+  async generateStream(body: GenerateBody, signal: AbortSignal, onText: (text: string, receivedAt: number) => void): Promise<GenerateAnswer> {
     const response = await this.#post(`/v2/models/${generateModel}/generate_stream`, { ...body, stream: true }, signal);
     if (response.status !== 200) throw await this.#refusal(response);
     if (!response.body) throw new TritonRequestError("request-refused", "The server answered the stream with no body.");
-    const parser = new SseParser();
-    const decoder = new TextDecoder();
     let text = "";
     let events = 0;
-    const handle = (data: string) => {
-      let event: { text_output?: unknown; error?: unknown };
-      try {
-        event = JSON.parse(data) as typeof event;
-      } catch {
-        throw new TritonRequestError("stream-error", `The server sent an event that is not JSON: ${data.slice(0, 200)}`);
-      }
-      events++;
-      if (typeof event.error === "string") throw streamError(event.error, text);
-      if (typeof event.text_output === "string") {
-        text += event.text_output;
-        onText(event.text_output);
-      }
-    };
     try {
-      for await (const chunk of response.body) {
-        for (const data of parser.push(decoder.decode(chunk as Uint8Array, { stream: true }))) handle(data);
+      for await (const { data, at } of timedEvents(response.body)) {
+        let event: { text_output?: unknown; error?: unknown };
+        try {
+          event = JSON.parse(data) as typeof event;
+        } catch {
+          throw new TritonRequestError("stream-error", `The server sent an event that is not JSON: ${data.slice(0, 200)}`);
+        }
+        events++;
+        if (typeof event.error === "string") throw streamError(event.error, text);
+        if (typeof event.text_output === "string") {
+          text += event.text_output;
+          onText(event.text_output, at);
+        }
       }
-      for (const data of parser.end()) handle(data);
     } catch (error) {
       if (error instanceof TritonRequestError || signal.aborted) throw error;
       throw new TritonRequestError("stream-error", `The stream from ${this.baseUrl} broke off: ${connectionProblem(error)}`, { cause: error });

@@ -29,6 +29,8 @@ export interface GenerateBody {
   readonly temperature?: number;
   readonly top_p?: number;
   readonly top_k?: number;
+  /** The end token is masked until this many tokens came (how `bench` asks for an exact length). */
+  readonly min_length?: number;
   readonly stream?: boolean;
 }
 

@@ -24,6 +24,11 @@ export class SseParser {
     return events;
   }
 
+  /** Whether part of an event has come (a line, or lines without their closing blank line). */
+  get inEvent(): boolean {
+    return this.#buffer !== "" || this.#hasData;
+  }
+
   /** At the end of the stream: an event not closed by a blank line still counts. */
   end(): string[] {
     const events = this.#buffer === "" ? [] : this.push("\n");
@@ -50,4 +55,31 @@ export class SseParser {
     }
     return undefined;
   }
+}
+
+/** One event's data and when its first byte arrived (`now()`'s clock: monotonic by default). */
+export interface TimedEvent {
+  readonly data: string;
+  readonly at: number;
+}
+
+/**
+ * The events of a body as they arrive, each stamped with the arrival time of the chunk that
+ * held its first byte: what `bench` measures time to first token and inter-token latency by, so
+ * an event split over two reads counts from the first.
+ */
+export async function* timedEvents(body: AsyncIterable<Uint8Array>, now: () => number = () => performance.now()): AsyncGenerator<TimedEvent> {
+  const parser = new SseParser();
+  const decoder = new TextDecoder();
+  let startedAt: number | undefined;
+  for await (const chunk of body) {
+    const at = now();
+    const first = parser.inEvent ? (startedAt ?? at) : at;
+    const events = parser.push(decoder.decode(chunk, { stream: true }));
+    for (const [i, data] of events.entries()) yield { data, at: i === 0 ? first : at };
+    startedAt = parser.inEvent ? (events.length === 0 ? first : at) : undefined;
+  }
+  const last = decoder.decode();
+  const rest = last === "" ? parser.end() : [...parser.push(last), ...parser.end()];
+  for (const data of rest) yield { data, at: startedAt ?? now() };
 }

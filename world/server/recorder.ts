@@ -54,7 +54,7 @@ interface BehaviourRule {
   times: number | undefined;
 }
 
-const knobNames = new Set(["sleepSeconds", "exitCode", "oom", "ignoreSigint", "ignoreSigterm", "neverReady", "dieAtStart"]);
+const knobNames = new Set(["sleepSeconds", "exitCode", "oom", "ignoreSigint", "ignoreSigterm", "neverReady", "dieAtStart", "ttftMs", "itlMs", "maxInFlight"]);
 
 export function createRecorderServer(invocationsFile: string, log: RequestLog): Server {
   const rules = new Map<string, BehaviourRule>();

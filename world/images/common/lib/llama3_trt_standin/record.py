@@ -10,7 +10,7 @@ Contract (world/README.md, "Stand-in programs"): before anything else a stand-in
 
 The recorder's answer may carry knobs a test set (world/standins/README.md):
   {"behaviour": {"sleepSeconds": 60, "exitCode": 1, "oom": true, "ignoreSigint": true, "ignoreSigterm": true,
-                 "neverReady": true, "dieAtStart": true}}
+                 "neverReady": true, "dieAtStart": true, "ttftMs": 200, "itlMs": 20, "maxInFlight": 2}}
 The product controls the environment of what it runs, so knobs cannot come from variables.
 """
 
@@ -38,6 +38,11 @@ _KNOBS = {
     "ignoreSigterm": (bool,),
     "neverReady": (bool,),
     "dieAtStart": (bool,),
+    # tritonserver's pace, for `bench`: first token this long after a request got a slot, then one
+    # token every itlMs; at most maxInFlight requests generate at once (the rest wait for a slot).
+    "ttftMs": (int, float),
+    "itlMs": (int, float),
+    "maxInFlight": (int,),
 }
 
 
@@ -50,6 +55,9 @@ class Behaviour:
     ignore_sigterm: bool = False
     never_ready: bool = False
     die_at_start: bool = False
+    ttft_ms: Optional[float] = None
+    itl_ms: Optional[float] = None
+    max_in_flight: Optional[int] = None
 
 
 def _fail(tool: str, message: str) -> NoReturn:
@@ -96,6 +104,8 @@ def parse_behaviour(tool: str, body: bytes) -> Behaviour:
             _fail(tool, f"behaviour knob {key!r} must be a number, got {value!r}")
         if not isinstance(value, allowed):
             _fail(tool, f"behaviour knob {key!r} has the wrong type: {value!r}")
+        if key in ("ttftMs", "itlMs", "maxInFlight") and (value < 0 or (key == "maxInFlight" and value < 1)):
+            _fail(tool, f"behaviour knob {key!r} is out of range: {value!r}")
     return Behaviour(
         sleep_seconds=float(knobs.get("sleepSeconds") or 0),
         exit_code=knobs.get("exitCode"),
@@ -104,6 +114,9 @@ def parse_behaviour(tool: str, body: bytes) -> Behaviour:
         ignore_sigterm=bool(knobs.get("ignoreSigterm")),
         never_ready=bool(knobs.get("neverReady")),
         die_at_start=bool(knobs.get("dieAtStart")),
+        ttft_ms=None if knobs.get("ttftMs") is None else float(knobs["ttftMs"]),
+        itl_ms=None if knobs.get("itlMs") is None else float(knobs["itlMs"]),
+        max_in_flight=knobs.get("maxInFlight"),
     )
 
 

@@ -127,16 +127,19 @@ def _stream(prompt: str, garbled: bool):
 
 
 def generate(prompt: str, max_tokens: int, end_ids: Sequence[int] = (),
-             stop_words: Sequence[str] = (), garbled: bool = False) -> Tuple[List[str], str]:
+             stop_words: Sequence[str] = (), garbled: bool = False, min_length: int = 0) -> Tuple[List[str], str]:
     """Generated tokens (the end token itself excluded) and why generation stopped:
-    'end_id', 'stop_words' or 'length'."""
+    'end_id', 'stop_words' or 'length'. Before min_length tokens an end token does not end
+    generation (TensorRT-LLM's min_length input: the end id is masked until then)."""
     ends = {ID_TO_SPECIAL[i] for i in end_ids if i in ID_TO_SPECIAL}
     out: List[str] = []
     if max_tokens <= 0:
         return out, "length"
     for token in _stream(prompt, garbled):
         if token in ends:
-            return out, "end_id"
+            if len(out) >= min_length:
+                return out, "end_id"
+            continue  # masked: the model goes on with what it would say next
         out.append(token)
         if stop_words:
             text = "".join(out)

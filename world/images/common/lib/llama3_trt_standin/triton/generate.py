@@ -142,6 +142,7 @@ def run(models: Dict[str, Model], model: Model, inputs: Dict[str, list], streami
     end_id = int(inputs["end_id"][0]) if "end_id" in inputs else tokenizer["eos_id"]
     stop_words = _stop_words(inputs.get("stop_words", []))
     beam_width = int(inputs.get("beam_width", [1])[0])
+    min_length = int(inputs.get("min_length", [0])[0])
 
     build = trt.info["engine_config"]["build_config"]
     prompt_tokens = textgen.tokenize(prompt)
@@ -162,7 +163,8 @@ def run(models: Dict[str, Model], model: Model, inputs: Dict[str, list], streami
 
     garbled = textgen.rope_mismatch(trt.info["engine_config"]["pretrained_config"], tokenizer)
     generated, _ = textgen.generate(prompt, max_tokens, end_ids=[end_id] if end_id is not None else [],
-                                    stop_words=stop_words, garbled=garbled)
+                                    stop_words=stop_words, garbled=garbled,
+                                    min_length=min_length)
     skip = bool(post.info.get("skip_special_tokens", True))
     if stream:
         return True, (textgen.detokenize([t], skip) for t in generated), len(generated), {}

@@ -30,12 +30,39 @@ EXTENSIONS = ["classification", "sequence", "model_repository", "model_repositor
               "binary_tensor_data", "parameters", "statistics", "trace", "logging"]
 
 
+class Pace:
+    """How fast the stand-in "generates", for `bench` (knobs ttftMs, itlMs, maxInFlight).
+
+    Like TensorRT-LLM's in-flight batcher, at most `slots` requests generate at once (the engine's
+    max_batch_size unless maxInFlight says otherwise); the others wait for a slot. A request's
+    first token comes ttft after it got its slot, token i at ttft + i * itl: deadlines from one
+    start, so a late wake-up on a loaded machine does not add up over the answer.
+    """
+
+    DEFAULT_ITL_SECONDS = 0.002
+
+    def __init__(self, behaviour: record.Behaviour, models: Dict[str, repository.Model]):
+        self.paced = behaviour.ttft_ms is not None or behaviour.itl_ms is not None
+        self.ttft = (behaviour.ttft_ms or 0.0) / 1000.0
+        self.itl = self.DEFAULT_ITL_SECONDS if behaviour.itl_ms is None else behaviour.itl_ms / 1000.0
+        engine_batch = [m.info["engine_config"]["build_config"].get("max_batch_size")
+                        for m in models.values() if m.ready and "engine_config" in m.info]
+        self.slots_total = behaviour.max_in_flight or (engine_batch[0] if engine_batch and engine_batch[0] else 1)
+        self.slots = threading.BoundedSemaphore(self.slots_total)
+
+    def wait_until(self, start: float, token_index: int) -> None:
+        delay = start + self.ttft + token_index * self.itl - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 class State:
-    def __init__(self, models: Dict[str, repository.Model], never_ready: bool, strict_readiness: bool):
+    def __init__(self, models: Dict[str, repository.Model], never_ready: bool, strict_readiness: bool, pace: Pace):
         self.models = models
         self.never_ready = never_ready
         self.strict_readiness = strict_readiness
         self.shutting_down = False
+        self.pace = pace
 
     def server_ready(self) -> bool:
         if self.never_ready or self.shutting_down:
@@ -148,23 +175,32 @@ def _handler(state: State):
                     return self._sse([{"error": str(e)}])
                 return self._error(str(e))
             request_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else None
-            if action == "/generate":
-                text = "".join(chunks)
-                return self._send(200, generate.response(model, text, n_tokens, request_id))
-            events = [generate.response(model, c, 1 if streamed else n_tokens, request_id) for c in chunks]
-            return self._sse(events)
+            pace = state.pace
+            with pace.slots:
+                start = time.monotonic()
+                if action == "/generate":
+                    text = "".join(chunks)
+                    if pace.paced:
+                        pace.wait_until(start, max(n_tokens - 1, 0))
+                    return self._send(200, generate.response(model, text, n_tokens, request_id))
+                events = [generate.response(model, c, 1 if streamed else n_tokens, request_id) for c in chunks]
+                return self._sse(events, start)
 
-        def _sse(self, events) -> None:
+        def _sse(self, events, start: Optional[float] = None) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            for e in events:
+            pace = state.pace
+            for i, e in enumerate(events):
+                if start is not None and pace.paced:
+                    pace.wait_until(start, i)
                 self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
                 self.wfile.flush()
-                time.sleep(0.002)
+                if not pace.paced:
+                    time.sleep(pace.DEFAULT_ITL_SECONDS)
 
     return Handler
 
@@ -276,7 +312,7 @@ def main(argv=None) -> int:
     if failed and opts.exit_on_error:
         log.info("server.cc:307", "Waiting for in-flight requests to complete.")
         _fatal("Internal - failed to load all models")
-    state = State(models, behaviour.never_ready, opts.strict_readiness)
+    state = State(models, behaviour.never_ready, opts.strict_readiness, Pace(behaviour, models))
 
     servers = []
     if rank > 0:

@@ -75,6 +75,8 @@ function loadCommand(module: CommandModule): Promise<unknown> {
       return import("./commands/ask.ts");
     case "clean":
       return import("./commands/clean.ts");
+    case "export":
+      return import("./commands/export.ts");
   }
 }
 

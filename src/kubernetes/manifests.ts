@@ -23,6 +23,7 @@ import type { ContainerWork, FilesWork, GitWork, ImageWork, StepWork, WeightsWor
 import type { StepId } from "../pipeline/step-ids.ts";
 import { repoMustContain } from "../pipeline/steps/git-repo.ts";
 import { containerPorts } from "../triton/launch.ts";
+import { valueProblem } from "../triton/model-repo.ts";
 import { healthPaths } from "../triton/wait.ts";
 import { inCluster, VolumeLayout } from "./layout.ts";
 
@@ -220,14 +221,17 @@ export function downloadArgv(weights: WeightsWork["weights"]): string[] {
  */
 export function fillArgv(files: FilesWork["files"], out: string): string[] {
   const substitutions = Object.entries(files.values).map(([key, value]) => {
-    // fill_template.py splits on "," and ":": a value holding one would be cut.
-    if (/[,:]/.test(value) || /[,:]/.test(key)) throw new Error(`fill value ${key}=${value} cannot pass through fill_template.py`);
+    // The same checks as the tool's own fill (no quote, `$`, backslash or line break), and
+    // fill_template.py splits on "," and ":", so a value holding one would be cut.
+    const problem = valueProblem(key, value) ?? (/[,:]/.test(value) ? `${key} holds "," or ":", which fill_template.py cannot pass` : undefined);
+    if (problem) throw new Error(`model repository fill: ${problem}`);
     return `${key}:${value}`;
   });
   const templates = `${inCluster.backend}/all_models/inflight_batcher_llm`;
-  const lines = files.paths.map((path) => path.split("/")[0]).map((model) => `cp -R ${templates}/${model} ${out}/`);
+  const line = (...words: string[]) => words.map(shQuote).join(" ");
+  const lines = files.paths.map((path) => path.split("/")[0] ?? path).map((model) => line("cp", "-R", `${templates}/${model}`, `${out}/`));
   for (const path of files.paths) {
-    lines.push(`python3 ${inCluster.backend}/tools/fill_template.py -i ${out}/${path} ${substitutions.join(",")}`);
+    lines.push(line("python3", `${inCluster.backend}/tools/fill_template.py`, "-i", `${out}/${path}`, substitutions.join(",")));
   }
   return ["/bin/sh", "-c", lines.join("\n")];
 }

@@ -69,6 +69,7 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     box = sandbox(world);
     const exported = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--out", join(box.dir, "out"), "--json"]);
     expect(exported.exitCode, exported.stderr).toBe(0);
+    expect(exported.stdout + exported.stderr).not.toContain(world.env.HF_TOKEN);
     doc = JSON.parse(exported.stdout) as ExportDocument;
     pvc = join(box.dir, "pvc");
   });
@@ -203,9 +204,9 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
   it("a changed setting names a new build folder and Job; tp beyond a node's GPUs is refused with the reason", async () => {
     const changed = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--dtype", "float16", "--out", join(box.dir, "out2"), "--json"]);
     expect(changed.exitCode, changed.stderr).toBe(0);
-    const other = JSON.parse(changed.stdout) as ExportDocument;
-    expect(other.buildFolder).not.toBe(doc.buildFolder);
-    expect(other.job).not.toBe(doc.job);
+    const float16 = JSON.parse(changed.stdout) as ExportDocument;
+    expect(float16.buildFolder).not.toBe(doc.buildFolder);
+    expect(float16.job).not.toBe(doc.job);
 
     const same = await box.run(["plan", "--target", "kubernetes", "--gpu", "h100-80gb", "--json"]);
     expect(same.exitCode, same.stderr).toBe(0);
@@ -218,5 +219,16 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain("tp × pp = 8 × 1 = 8 GPUs in one Triton pod, but a node has 4");
     expect(existsSync(join(box.dir, "out3"))).toBe(false);
+
+    // No GPUs here and none named: which GPU model the engine is for cannot be guessed.
+    const unnamed = await box.run(["export", "kubernetes", "--out", join(box.dir, "out4")]);
+    expect(unnamed.exitCode).toBe(2);
+    expect(unnamed.stderr).toContain("Pass `--gpu <profile>`");
+    const local = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--model-dir", box.dir, "--out", join(box.dir, "out5")]);
+    expect(local.exitCode).toBe(2);
+    expect(local.stderr).toContain("the build Job downloads the model from the Hub");
+    const other = await box.run(["export", "helm"]);
+    expect(other.exitCode).toBe(2);
+    expect(other.stderr).toContain("the one target is `kubernetes`");
   });
 });

@@ -14,7 +14,7 @@ import { PodMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operat
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, parse } from "yaml";
 import { exportFiles, splitImage, type ExportedFile } from "../../../src/kubernetes/files.ts";
-import { buildManifests, names, shQuote, startupProbe, stepScript, volumeSize } from "../../../src/kubernetes/manifests.ts";
+import { buildManifests, cloneArgv, names, shQuote, startupProbe, stepScript, volumeSize } from "../../../src/kubernetes/manifests.ts";
 import { productLabel } from "../../../src/kubernetes/export.ts";
 import { containerPorts, tritonLaunchArgv } from "../../../src/triton/launch.ts";
 import { commit, planFor, settingsWith } from "./plan-fixture.ts";
@@ -261,6 +261,15 @@ describe("export kubernetes: small parts", () => {
     expect(script).toContain(`for file in config.json 'it'\\''s odd.bin'; do`);
     expect(script.indexOf('"$@"')).toBeLessThan(script.indexOf('touch "$done_file"'));
     expect(stepScript({ output: { path: "/llama3-trt/hub", subPath: "hub", clear: false, files: ["a"] } })).not.toContain("find");
+  });
+
+  it("clones a tag or branch shallow as build does, and a commit by fetching exactly it", () => {
+    expect(cloneArgv({ url: "https://x/y.git", ref: "v0.8.0", dir: "/w" }, "/out")).toEqual(["git", "clone", "--depth", "1", "--branch", "v0.8.0", "--single-branch", "--", "https://x/y.git", "/out"]);
+    const sha = "a".repeat(40);
+    const byCommit = cloneArgv({ url: "https://x/y.git", ref: sha, dir: "/w" }, "/out");
+    expect(byCommit.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect(byCommit.slice(3)).toEqual(["clone", "/out", "https://x/y.git", sha]);
+    expect(byCommit[2]).toContain('fetch --depth 1 -- "$2" "$3"');
   });
 
   it("quotes for sh", () => {

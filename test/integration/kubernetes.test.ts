@@ -201,12 +201,28 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     }
   });
 
-  it("a changed setting names a new build folder and Job; tp beyond a node's GPUs is refused with the reason", async () => {
+  it("a changed setting names a new build folder and Job, which builds beside the old engine from the cached weights; tp beyond a node's GPUs, no GPU model and --model-dir are refused with the reason", async () => {
     const changed = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--dtype", "float16", "--out", join(box.dir, "out2"), "--json"]);
     expect(changed.exitCode, changed.stderr).toBe(0);
     const float16 = JSON.parse(changed.stdout) as ExportDocument;
     expect(float16.buildFolder).not.toBe(doc.buildFolder);
     expect(float16.job).not.toBe(doc.job);
+
+    // Its Job on the same volume builds beside the first engine, from the weights already in the
+    // shared cache: the Hub is asked for metadata only, nothing comes from the CDN.
+    const oldEngine = readFileSync(join(pvc, doc.buildFolder, "engine", "config.json"), "utf8");
+    await using w = useWorld();
+    const job = podSpecOf(float16.out, "build-job.yaml", "Job");
+    for (const step of [...(job.initContainers ?? []), ...job.containers]) {
+      const result = await runPodContainer(step, runOptions(job));
+      expect(result.exitCode, `${step.name}:\n${result.output}`).toBe(0);
+    }
+    expect(readFileSync(join(pvc, doc.buildFolder, "engine", "config.json"), "utf8")).toBe(oldEngine);
+    expect(JSON.parse(readFileSync(join(pvc, float16.buildFolder, "engine", "config.json"), "utf8")).pretrained_config.dtype).toBe("float16");
+    expect(await w.invocations("trtllm-build")).toBe(1);
+    const requests = await w.hubRequests();
+    expect(requests.filter((r) => r.origin === "cdn")).toEqual([]);
+    expect(requests.filter((r) => r.origin === "hub" && r.path.includes("/resolve/")).every((r) => r.method === "HEAD")).toBe(true);
 
     const same = await box.run(["plan", "--target", "kubernetes", "--gpu", "h100-80gb", "--json"]);
     expect(same.exitCode, same.stderr).toBe(0);

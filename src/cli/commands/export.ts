@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { UsageError } from "../../common/errors.ts";
 import { kubernetesExport, writeExport, type KubernetesExport } from "../../kubernetes/export.ts";
+import { names } from "../../kubernetes/manifests.ts";
 import { Session } from "../../pipeline/session.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
@@ -76,7 +77,7 @@ function describeExport(out: string, result: KubernetesExport, dryRun: boolean, 
     "",
     "Next:",
     `  kubectl create namespace ${namespace}`,
-    `  kubectl -n ${namespace} create secret generic llama3-trt-hf-token --from-literal=HF_TOKEN=<your token>`,
+    `  kubectl -n ${namespace} create secret generic ${names.tokenSecret} --from-file=${names.tokenKey}=$HOME/.cache/huggingface/token`,
     `  kubectl apply -k ${out}`,
     `  kubectl -n ${namespace} logs -f job/${m.job.name} --all-containers --prefix`,
   );

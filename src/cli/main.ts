@@ -77,6 +77,8 @@ function loadCommand(module: CommandModule): Promise<unknown> {
       return import("./commands/clean.ts");
     case "bench":
       return import("./commands/bench.ts");
+    case "export":
+      return import("./commands/export.ts");
   }
 }
 

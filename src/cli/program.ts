@@ -71,9 +71,13 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     ["build", "serve"],
   ).option("--verify", "also re-hash the downloaded weights against their sha256 (reads every byte)");
 
-  command("plan", "print the pipeline without running anything: each step, its state and the exact work (= build --dry-run)", "plan", [
-    "build",
-  ]);
+  withExportOptions(
+    command("plan", "print the pipeline without running anything: each step, its state and the exact work (= build --dry-run)", "plan", [
+      "build",
+    ]).addOption(
+      new Option("--target <target>", "local: the pipeline on this host; kubernetes: what `export kubernetes` would write").choices(["local", "kubernetes"]).default("local"),
+    ),
+  );
 
   command("build", "run the pipeline steps in order, skipping those already done", "build", ["build"])
     .addOption(stepOption("--only <step>", "run only this step"))
@@ -113,6 +117,18 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     .addOption(new Option("--top-k <k>", "sample from the k most likely tokens").argParser(positiveInteger))
     .option("--url <url>", "server URL (default: http://<host>:<port> from the settings)");
 
+  withExportOptions(
+    command(
+      "export",
+      "write the same build and serving for a Kubernetes GPU cluster: `export kubernetes --out <dir>` (build Job, Triton Deployment, Service, PVC, PDB; HPA and PodMonitor optional) for `kubectl apply -k`",
+      "export",
+      ["build"],
+    )
+      .argument("<target>", "kubernetes")
+      .option("--out <dir>", "folder to write the manifests to (default: ./llama3-trt-kubernetes)")
+      .option("--dry-run", "print what would be written, write nothing"),
+  );
+
   command("clean", "remove built outputs (the Hugging Face cache too with --all)", "clean", []).option(
     "--all",
     "also remove the model from the Hugging Face cache",
@@ -151,7 +167,22 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
   return program;
 }
 
-export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "bench";
+export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "bench" | "export";
+
+/** The cluster's facts the export needs, on `export` and on `plan --target kubernetes`. */
+function withExportOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--gpus-per-node <n>", "(kubernetes) GPUs on each node: an engine's tp must fit on one").default("8").argParser(positiveInteger))
+    .option("--gpu-product <label>", "(kubernetes) the nodes' nvidia.com/gpu.product (default: from --gpu, else this host's GPUs)")
+    .addOption(new Option("--namespace <name>", "(kubernetes) namespace in kustomization.yaml").default("llama3-trt").argParser(dnsLabel));
+}
+
+function dnsLabel(value: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(value)) {
+    throw new InvalidArgumentError(`expected a namespace name (lower-case letters, digits and -, at most 63), got "${value}"`);
+  }
+  return value;
+}
 
 /** Setting flags have no commander default: a default here would hide the file and env values. */
 function settingOptions(groups: readonly SettingGroup[]): Option[] {

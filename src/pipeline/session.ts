@@ -56,6 +56,12 @@ export class Session {
     this.clients = options.clients ?? lazyClients(options.env, options.signal);
   }
 
+  /** HF_ENDPOINT when the environment sets one (a mirror): no secret, and the export's Job must use it too. */
+  hubEndpoint(): string | undefined {
+    const value = this.#options.env.HF_ENDPOINT;
+    return value === undefined || value === "" ? undefined : checkedEndpoint(value);
+  }
+
   get docker(): DockerClient {
     return this.clients.docker;
   }

@@ -63,9 +63,12 @@ export async function waitForReady(options: WaitOptions): Promise<Readiness> {
   }
 }
 
+/** Triton's KServe v2 health endpoints: what `serve` waits on and what a Kubernetes probe asks. */
+export const healthPaths = { ready: "/v2/health/ready", live: "/v2/health/live" } as const;
+
 /** GET `<baseUrl>/v2/health/ready`: 200 means every model is loaded (Triton's strict readiness). */
 export function httpReadyProbe(baseUrl: string, requestTimeoutMs = 2_000): () => Promise<ProbeResult> {
-  const url = `${baseUrl}/v2/health/ready`;
+  const url = `${baseUrl}${healthPaths.ready}`;
   return async () => {
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(requestTimeoutMs) });

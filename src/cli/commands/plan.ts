@@ -3,9 +3,13 @@ import { describeAssessment } from "../../model/assessment.ts";
 import { planDocument, renderPlan } from "../pipeline-view.ts";
 import { Session } from "../../pipeline/session.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
+import type { ExportFlags } from "./export.ts";
 
 /** Prints the pipeline without running anything. `build --dry-run` is the same call. */
 export async function run(env: CommandEnv): Promise<void> {
+  const options = env.options as unknown as ExportFlags & { target?: "local" | "kubernetes" };
+  // What `export kubernetes` would write, from this same plan: its dry run.
+  if (options.target === "kubernetes") return (await import("./export.ts")).exportKubernetes(env, { ...options, dryRun: true });
   const { settings } = settingsFor(env);
   await printPlan(env, new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version }));
 }

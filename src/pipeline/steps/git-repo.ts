@@ -83,13 +83,19 @@ async function missingFiles(dir: string, files: readonly string[]): Promise<stri
 
 const backendModels = ["preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls", "ensemble"] as const;
 
+/** Files a checkout must have for the later steps (the export's Job checks them too). */
+export const repoMustContain = {
+  "trtllm-repo": ["examples/llama/convert_checkpoint.py", "examples/run.py"],
+  "backend-repo": backendModels.map((m) => `all_models/inflight_batcher_llm/${m}/config.pbtxt`),
+} as const;
+
 export const trtllmRepoStep = gitRepoStep({
   id: "trtllm-repo",
   title: "Clone TensorRT-LLM",
   url: (ctx) => ctx.settings.trtllmRepoUrl,
   ref: (ctx) => ctx.settings.trtllmRepoRef,
   dir: (paths) => paths.trtllmRepo,
-  mustContain: ["examples/llama/convert_checkpoint.py", "examples/run.py"],
+  mustContain: repoMustContain["trtllm-repo"],
 });
 
 export const backendRepoStep = gitRepoStep({
@@ -98,5 +104,5 @@ export const backendRepoStep = gitRepoStep({
   url: (ctx) => ctx.settings.backendRepoUrl,
   ref: (ctx) => ctx.settings.backendRepoRef,
   dir: (paths) => paths.backendRepo,
-  mustContain: backendModels.map((m) => `all_models/inflight_batcher_llm/${m}/config.pbtxt`),
+  mustContain: repoMustContain["backend-repo"],
 });

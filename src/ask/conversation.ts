@@ -5,7 +5,7 @@ import { StateStore } from "../pipeline/state.ts";
 import { WorkdirPaths } from "../pipeline/workdir.ts";
 
 /** The folder of the model this workdir built from: --model-dir, or the weights step's record. */
-async function modelFolder(settings: Settings): Promise<string | undefined> {
+export async function modelFolder(settings: Settings): Promise<string | undefined> {
   if (settings.modelDir !== null) return settings.modelDir;
   try {
     const out = (await StateStore.load(new WorkdirPaths(settings.workdir))).get("weights")?.out as { mountDir?: string; modelPath?: string } | undefined;

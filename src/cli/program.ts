@@ -97,7 +97,9 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
 
   command("stop", "stop and remove the server container that `serve` started", "stop", []);
 
-  command("logs", "show the server's log", "logs", []).option("-f, --follow", "keep printing new lines");
+  command("logs", "show the server's log", "logs", [])
+    .option("-f, --follow", "keep printing new lines")
+    .option("--gateway", "the OpenAI gateway's log instead of Triton's");
 
   command("status", "the steps and the server in one view", "status", ["build", "serve"]);
 
@@ -113,6 +115,22 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     .addOption(new Option("--top-k <k>", "sample from the k most likely tokens").argParser(positiveInteger))
     .option("--url <url>", "server URL (default: http://<host>:<port> from the settings)");
 
+  command(
+    "gateway",
+    "the OpenAI-compatible API in the foreground, in front of a Triton URL (what `serve` runs beside Triton); Ctrl-C stops it",
+    "gateway",
+    [],
+  )
+    .option("--triton-url <url>", "Triton's HTTP URL (default: http://<host>:<port> from the settings)")
+    .addOption(new Option("--port <port>", "port of the OpenAI API (default: openai_port from the settings, 9000)").argParser(positiveInteger))
+    .option("--host <ip>", "address to listen on (default: 127.0.0.1)")
+    .option("--model <org/name>", "the model id clients send, the Hugging Face repo name (default: meta-llama/Meta-Llama-3-8B-Instruct)")
+    .option("--model-dir <dir>", "folder with the model's tokenizer.json, tokenizer_config.json and generation_config.json (default: the workdir's weights)")
+    .option("--max-input-len <tokens>", "longest prompt the engine takes (default: the workdir's engine, else 4096)")
+    .option("--max-output-len <tokens>", "most tokens the engine generates (default: the workdir's engine, else 1024)")
+    .option("--api-key <key>", "API key clients must send (better: LLAMA3_TRT_API_KEY; never printed)")
+    .addOption(new Option("--record <file>", "where the process records its pid (used by `serve`)").hideHelp());
+
   command("clean", "remove built outputs (the Hugging Face cache too with --all)", "clean", []).option(
     "--all",
     "also remove the model from the Hugging Face cache",
@@ -121,7 +139,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
   return program;
 }
 
-export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean";
+export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "gateway";
 
 /** Setting flags have no commander default: a default here would hide the file and env values. */
 function settingOptions(groups: readonly SettingGroup[]): Option[] {

@@ -8,7 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
-import { isInstructModel, llama3ChatPrompt, llama3Tokens } from "../triton/chat-template.ts";
+import { isInstructModel, llama3Conversation, llama3Tokens } from "../triton/chat-template.ts";
 
 export interface ChatMessage {
   readonly role: "system" | "user" | "assistant";
@@ -108,10 +108,8 @@ export function conversationRules(files: ConversationFiles, model: string): Conv
     };
     turnEnd = turnEndOf(render, endTokenIds.map((id) => texts.get(id)).filter((t): t is string => t !== undefined));
   } else if (template === "llama3-fallback") {
-    render = (messages) => {
-      const user = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
-      return llama3ChatPrompt({ user, system: messages.find((m) => m.role === "system")?.content });
-    };
+    // Every turn in order, as the template of Meta's own tokenizer_config.json writes them.
+    render = (messages) => llama3Conversation(messages);
     turnEnd = llama3Tokens.endOfTurn.text;
   } else {
     render = (messages) => messages.map((m) => m.content).join("\n");

@@ -1,5 +1,6 @@
 import { Session } from "../../pipeline/session.ts";
 import { stopServers } from "../../server/server.ts";
+import { gatewayLogFile } from "../../gateway/process.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
@@ -18,5 +19,8 @@ export async function run(env: CommandEnv): Promise<void> {
   });
   if (env.output.json) env.output.document({ stopped, reaped });
   else if (stopped.length === 0) env.output.result("No server running for this workdir.");
-  else env.output.result(`Stopped and removed ${stopped.join(", ")}. Its log is in ${session.paths.log("server")}.`);
+  else {
+    const gatewayLog = stopped.some((s) => s.startsWith("gateway ")) ? ` and ${gatewayLogFile(session.paths)}` : "";
+    env.output.result(`Stopped and removed ${stopped.join(", ")}. The logs are in ${session.paths.log("server")}${gatewayLog}.`);
+  }
 }

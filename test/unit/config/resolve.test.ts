@@ -204,7 +204,7 @@ describe("invalid settings", () => {
   });
 
   it.each<[string, Partial<ResolveInput>, string]>([
-    ["ports must differ", { flags: { grpcPort: "8000" } }, "grpc_port and port are both 8000: each Triton port needs its own number"],
+    ["ports must differ", { flags: { grpcPort: "8000" } }, "grpc_port and port are both 8000: each server port needs its own number"],
     ["--model-dir excludes --revision", { flags: { modelDir: "/m", revision: "abc" } }, "--model-dir and --revision (abc) together make no sense: local weights have no Hub revision"],
     ["tp needs that many GPUs", { flags: { tp: "4", gpus: "0,1" } }, "--tp 4 needs 4 GPUs but --gpus lists 2 (0,1)"],
   ])("cross-field rule: %s", (_name, input, message) => {

@@ -161,9 +161,16 @@ def _handler(state: State):
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            for e in events:
-                self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
-                self.wfile.flush()
+            for sent, e in enumerate(events):
+                try:
+                    self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    # The client went away: the remaining responses have nobody to go to. (Triton
+                    # 24.03 cancels requests only for gRPC and C API clients; over HTTP it drops them.)
+                    log.info("http_server.cc:0", f"[llama3-trt world] generate_stream: the client closed the connection "
+                                                 f"after {sent} of {len(events)} responses; the rest were dropped")
+                    return
                 time.sleep(0.002)
 
     return Handler

@@ -260,6 +260,43 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     });
   });
 
+  it.each(["serve:before-gateway", "serve:gateway-spawned"])("kill -9 of `serve --detach` at %s leaves nothing the next serve and stop cannot find and end", async (point) => {
+    const ports = await freePorts();
+    const marker = join(box.dir, `pause-${point.replace(/\W/g, "-")}`);
+    const serving = box.start(["serve", "--detach"], { ...ports.env, LLAMA3_TRT_TEST_PAUSE_AT: point, LLAMA3_TRT_TEST_PAUSE_MARKER: marker });
+    await until(() => existsSync(marker), `serve to reach ${point}`, 120_000);
+    serving.child.kill("SIGKILL");
+    await serving.exited();
+    const record = join(box.workdir, "gateway.json");
+    if (point === "serve:gateway-spawned") {
+      // The gateway outlives the CLI and says where it is.
+      await until(() => existsSync(record), "the gateway's record", 30_000);
+      const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+      expect(alive(pid)).toBe(true);
+      const status = JSON.parse((await box.run(["status", "--json"], ports.env)).stdout) as { gateway: { state: string; pid: number } };
+      expect(status.gateway).toMatchObject({ state: "running", pid });
+      const stop = await box.run(["stop"], ports.env);
+      expect(stop.exitCode, stop.stderr).toBe(0);
+      expect(stop.stdout).toContain(`gateway (pid ${pid}`);
+      expect(alive(pid)).toBe(false);
+    } else {
+      // Triton runs without its gateway: the next `serve --detach` completes the deployment.
+      expect(existsSync(record)).toBe(false);
+      const again = await box.run(["serve", "--detach", "--json"], ports.env);
+      expect(again.exitCode, again.stderr).toBe(0);
+      const doc = JSON.parse(again.stdout) as { alreadyRunning: boolean; gateway: { url: string; pid: number } };
+      expect(doc.alreadyRunning).toBe(true);
+      expect(doc.gateway.url).toBe(`http://127.0.0.1:${ports.openai}/v1`);
+      const models = await new OpenAI({ baseURL: doc.gateway.url, apiKey: "none", maxRetries: 0 }).models.list();
+      expect(models.data.map((m) => m.id)).toEqual([model]);
+      const stop = await box.run(["stop"], ports.env);
+      expect(stop.exitCode, stop.stderr).toBe(0);
+      expect(alive(doc.gateway.pid)).toBe(false);
+    }
+    expect(existsSync(record)).toBe(false);
+    expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
+  });
+
   it("gateway in the foreground on a folder with the real Llama 3 tokenizer: usage counts are the real tokenizer's; SIGTERM ends it", async () => {
     await withServer(async ({ served }) => {
       const dir = join(box.dir, "real-tokenizer");

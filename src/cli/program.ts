@@ -113,7 +113,8 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     .addOption(new Option("--temperature <t>", "sampling temperature").argParser(nonNegativeNumber))
     .addOption(new Option("--top-p <p>", "nucleus sampling probability").argParser(nonNegativeNumber))
     .addOption(new Option("--top-k <k>", "sample from the k most likely tokens").argParser(positiveInteger))
-    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings)");
+    .option("--openai", "ask through the OpenAI-compatible gateway (`serve` runs it on --openai-port) instead of Triton's generate endpoint")
+    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings; with --openai http://<host>:<openai-port>)");
 
   command(
     "gateway",

@@ -3,7 +3,7 @@ import { FailedError, InterruptedError } from "../common/errors.ts";
 import { pausePoint } from "../common/test-hooks.ts";
 import { findGateway, gatewayLogFile, type SelfCommand, spawnGateway, stopGateway, waitForGateway } from "../gateway/process.ts";
 import type { Session } from "../pipeline/session.ts";
-import type { ServerUrls } from "./urls.ts";
+import { gatewayUrl, type ServerUrls } from "./urls.ts";
 
 export interface StartedGateway {
   /** The OpenAI API's base URL, as clients configure it (`…/v1`). */
@@ -15,10 +15,6 @@ export interface StartedGateway {
 /** How long the gateway may take to load the tokenizer and find Triton ready. */
 const gatewayStartMs = 60_000;
 
-/** Where clients reach the gateway: a gateway on every interface is reached on loopback. */
-export function gatewayUrl(host: string, port: number): string {
-  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-}
 
 /**
  * Starts the OpenAI gateway beside a ready Triton (unless `--openai-port 0`) and waits until it

@@ -126,7 +126,7 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
   });
 
   it("chat and completions, stream and not: the model's answer, finish_reason stop or length, stop strings, usage; refusals in OpenAI's shape", async () => {
-    await withServer(async ({ served, client }) => {
+    await withServer(async ({ served, client, env }) => {
       const answer = standInAnswer(question);
       const chat = await client.chat.completions.create({ model, messages: [{ role: "user", content: question }] });
       expect(chat.object).toBe("chat.completion");
@@ -186,6 +186,21 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
       }
       expect(more).toBe(words);
       expect(ended).toBe("length");
+
+      // `ask` through both paths: the same answer from Triton's generate and from the gateway.
+      const viaTriton = await box.run(["ask", question], env);
+      const viaGateway = await box.run(["ask", "--openai", question], env);
+      expect(viaTriton.exitCode, viaTriton.stderr).toBe(0);
+      expect(viaGateway.exitCode, viaGateway.stderr).toBe(0);
+      expect(viaGateway.stdout).toBe(viaTriton.stdout);
+      expect(viaGateway.stdout.trim()).toBe(answer);
+      const streamedAsk = await box.run(["ask", "--openai", "--stream", "--json", question], env);
+      expect(JSON.parse(streamedAsk.stdout)).toMatchObject({ api: "openai", answer, finishReason: "stop", usage: chat.usage });
+      const { LLAMA3_TRT_API_KEY: _key, ...keyless } = env;
+      const refusedAsk = await box.run(["ask", "--openai", question], keyless);
+      expect(refusedAsk.exitCode).toBe(1);
+      expect(refusedAsk.stderr).toContain("HTTP 401");
+      expect(refusedAsk.stderr).toContain("LLAMA3_TRT_API_KEY");
 
       // What the backend cannot do is refused, not ignored.
       const two = await client.chat.completions.create({ model, messages: [{ role: "user", content: question }], n: 2 }).catch((e: unknown) => e);

@@ -95,13 +95,13 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
       new Option("--timeout <seconds>", "how long to wait for readiness").default("600").argParser(positiveInteger),
     );
 
-  command("stop", "stop and remove the server container that `serve` started", "stop", []);
+  command("stop", "stop and remove the server container that `serve` started, and its OpenAI gateway", "stop", []);
 
   command("logs", "show the server's log", "logs", [])
     .option("-f, --follow", "keep printing new lines")
     .option("--gateway", "the OpenAI gateway's log instead of Triton's");
 
-  command("status", "the steps and the server in one view", "status", ["build", "serve"]);
+  command("status", "the steps, the server and its OpenAI gateway in one view", "status", ["build", "serve"]);
 
   command("ask", "send one prompt to the served model and print the answer", "ask", ["serve", "build"])
     .argument("<prompt>", "the question or instruction")

@@ -152,10 +152,18 @@ class Gateway {
     res.end(text);
   }
 
-  /** Whether the deployment can stream; asked once, when first needed. */
+  /** Whether the deployment can stream (its tensorrt_llm model is decoupled); asked once, when first needed. */
   async #canStream(): Promise<boolean> {
-    this.#decoupled ??= await this.#triton.decoupled("tensorrt_llm").catch(() => undefined);
-    return this.#decoupled ?? false;
+    if (this.#decoupled !== undefined) return this.#decoupled;
+    // Unreachable: a TritonRequestError, answered as a 503 like any other request to Triton.
+    const decoupled = await this.#triton.decoupled("tensorrt_llm");
+    if (decoupled === undefined) {
+      throw new OpenAIError(503, `Triton at ${this.#triton.baseUrl} answers, but its tensorrt_llm model is not loaded (no config at /v2/models/tensorrt_llm/config). See \`llama3-trt logs\`.`, {
+        code: "model-not-ready",
+      });
+    }
+    this.#decoupled = decoupled;
+    return decoupled;
   }
 
   async #generate(request: GenerationRequest, req: IncomingMessage, res: ServerResponse, started: number): Promise<string> {

@@ -312,6 +312,20 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
   });
 
+  it("a foreground serve runs the gateway too and Ctrl-C ends both (exit 130)", async () => {
+    const ports = await freePorts();
+    const serving = box.start(["serve"], ports.env);
+    const record = join(box.workdir, "gateway.json");
+    await until(async () => (await fetch(`http://127.0.0.1:${ports.openai}/health`).catch(() => undefined))?.status === 200, "the gateway beside a foreground serve", 120_000);
+    const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+    serving.child.kill("SIGINT");
+    const ended = await serving.exited();
+    expect(ended.exitCode, ended.stderr).toBe(130);
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(record)).toBe(false);
+    expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
+  });
+
   it("gateway in the foreground on a folder with the real Llama 3 tokenizer: usage counts are the real tokenizer's; SIGTERM ends it", async () => {
     await withServer(async ({ served }) => {
       const dir = join(box.dir, "real-tokenizer");

@@ -253,12 +253,9 @@ export async function saveLog(docker: DockerClient, id: string, paths: WorkdirPa
   return lines;
 }
 
-/** Stops and removes this workdir's server(s) and its gateway, keeping the logs; the names of those it stopped. */
+/** Stops and removes this workdir's server(s), keeping the log; the names of those it stopped. */
 export async function stopServers(docker: DockerClient, paths: WorkdirPaths): Promise<string[]> {
   const stopped: string[] = [];
-  // The gateway first: while Triton stops, it would answer 503s to whoever still asks.
-  const gateway = await stopGateway(paths);
-  if (gateway) stopped.push(gateway);
   for (const server of await serversOf(docker, paths)) {
     // The log goes with the container: keep it in logs/server.log for `llama3-trt logs`.
     await saveLog(docker, server.id, paths).catch(() => {});

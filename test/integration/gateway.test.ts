@@ -81,7 +81,7 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     } finally {
       const stop = await box.run(["stop"], env);
       expect(stop.exitCode, stop.stderr).toBe(0);
-      expect(stop.stdout).toContain(`gateway (pid ${served.gateway.pid}`);
+      expect(stop.stdout).toContain(`Stopped the OpenAI gateway (pid ${served.gateway.pid}, http://127.0.0.1:${ports.openai})`);
       expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
       expect(alive(served.gateway.pid)).toBe(false);
       expect(existsSync(join(box.workdir, "gateway.json"))).toBe(false);

@@ -58,7 +58,7 @@ export async function run(env: CommandEnv): Promise<void> {
   try {
     gateway = await startGatewayBeside(session, server.urls, launcher, interrupts.signal);
   } catch (error) {
-    // serve failed: Triton goes too, as when it does not get ready.
+    // serve failed: Triton goes too, as when it does not get ready (the gateway is gone already).
     await stopServers(session.docker, session.paths).catch(() => {});
     throw error;
   }

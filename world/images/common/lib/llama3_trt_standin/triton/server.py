@@ -179,6 +179,10 @@ def _handler(state: State):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Triton's HTTP endpoint binds with a listen backlog of 1024 (evhtp_bind_socket in
+    # http_server.cc); socketserver's default of 5 would make many clients connecting at once wait
+    # for SYN retransmits, a delay no real server shows.
+    request_queue_size = 1024
 
 
 def _listen_raw(address: str, port: int, name: str) -> socket.socket:

@@ -149,19 +149,33 @@ export function gatewayArgv(launch: Omit<GatewayLaunch, "self" | "env" | "apiKey
   ];
 }
 
+/** What the gateway process may inherit: nothing it does not need (the settings come as flags). */
+const inherited = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|TERM|CI|NO_COLOR|FORCE_COLOR|NODE_EXTRA_CA_CERTS|LLAMA3_TRT_TEST_[A-Z_]+)$/;
+
+/**
+ * The gateway's environment: this one less every secret it has no use for (HF_TOKEN, Docker and
+ * git credentials, other LLAMA3_TRT_* settings), plus the API key as this run resolved it (flag,
+ * environment or file), the one secret it needs; never on its command line.
+ */
+export function gatewayEnv(env: Readonly<Record<string, string | undefined>>, apiKey: string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value !== undefined && inherited.test(name)) out[name] = value;
+  if (apiKey !== null) out.LLAMA3_TRT_API_KEY = apiKey;
+  return out;
+}
+
 /** Starts the gateway detached, its output appended to logs/gateway.log; returns its pid. */
 export async function spawnGateway(launch: GatewayLaunch): Promise<{ pid: number; log: string }> {
   await mkdir(launch.paths.logs, { recursive: true });
   const log = gatewayLogFile(launch.paths);
   const fd = openSync(log, "a", 0o644);
   try {
-    // The key as this run resolved it (flag, environment or file), or none at all.
-    const env: Record<string, string | undefined> = { ...launch.env, LLAMA3_TRT_API_KEY: launch.apiKey ?? undefined };
-    if (launch.apiKey === null) delete env.LLAMA3_TRT_API_KEY;
     const child = spawn(launch.self.execPath, [...launch.self.args, ...gatewayArgv(launch)], {
       detached: true,
       stdio: ["ignore", fd, fd],
-      env: env as NodeJS.ProcessEnv,
+      env: gatewayEnv(launch.env, launch.apiKey),
+      // Its settings are its flags: no llama3-trt.yaml of the folder serve ran in applies to it.
+      cwd: launch.paths.root,
     });
     const pid = child.pid;
     child.unref();

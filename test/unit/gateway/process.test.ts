@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { findGateway, gatewayArgv, gatewayRecordFile, processStart, stopGateway } from "../../../src/gateway/process.ts";
+import { findGateway, gatewayArgv, gatewayEnv, gatewayRecordFile, processStart, stopGateway } from "../../../src/gateway/process.ts";
 import { WorkdirPaths } from "../../../src/pipeline/workdir.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
@@ -39,5 +39,24 @@ describe("the gateway's command line", () => {
     expect(gatewayArgv({ paths, host: "127.0.0.1", port: 9000, tritonUrl: "http://127.0.0.1:8000", model: "m/n", modelDir: "/models/n" })).toEqual([
       "--workdir", "/w", "gateway", "--triton-url", "http://127.0.0.1:8000", "--host", "127.0.0.1", "--port", "9000", "--model", "m/n", "--model-dir", "/models/n", "--record", "/w/gateway.json",
     ]);
+  });
+});
+
+describe("the gateway's environment", () => {
+  it("keeps what a process needs, drops every secret it has no use for, and adds the API key", () => {
+    const env = {
+      PATH: "/usr/bin",
+      HOME: "/root",
+      CI: "1",
+      LLAMA3_TRT_TEST_PAUSE_AT: "x",
+      HF_TOKEN: "hf_secret",
+      DOCKER_HOST: "tcp://u:p@h:2376",
+      LLAMA3_TRT_TRTLLM_REPO_URL: "https://u:ghp_x@github.com/x.git",
+      LLAMA3_TRT_API_KEY: "old-key-value",
+      AWS_SECRET_ACCESS_KEY: "s",
+      UNSET: undefined,
+    };
+    expect(gatewayEnv(env, "sk-resolved-key")).toEqual({ PATH: "/usr/bin", HOME: "/root", CI: "1", LLAMA3_TRT_TEST_PAUSE_AT: "x", LLAMA3_TRT_API_KEY: "sk-resolved-key" });
+    expect(gatewayEnv(env, null)).toEqual({ PATH: "/usr/bin", HOME: "/root", CI: "1", LLAMA3_TRT_TEST_PAUSE_AT: "x" });
   });
 });

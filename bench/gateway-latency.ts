@@ -2,7 +2,7 @@
 // Triton's generate_stream and through the gateway's /v1/chat/completions, interleaved, in the
 // same run against the test world's Triton stand-in (build, `serve --detach`, measure, `stop`).
 // Prints time to first token and end-to-end per path (median and p90), the difference per
-// request and the ratio; no pass/fail.
+// request and the ratio; no pass/fail. It first shows a session with the official `openai` client.
 //   npm run world:up && npm run build && node bench/gateway-latency.ts [requests] [max_tokens]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
 import { readWorldFile } from "../test/helpers/world.ts";
 
 const requests = Number(process.argv[2] ?? 40);
@@ -86,6 +87,22 @@ const quantile = (values: number[], q: number) => {
 try {
   cli(["build"]);
   cli(["serve", "--detach"]);
+  // A session with the official client, non-stream and stream, as a user would run it.
+  const client = new OpenAI({ baseURL: `http://127.0.0.1:${openai}/v1`, apiKey: "none", maxRetries: 0 });
+  const models = await client.models.list();
+  console.log(`openai client: models.list() -> ${JSON.stringify(models.data.map((m) => m.id))}`);
+  const answer = await client.chat.completions.create({ model, messages: [{ role: "user", content: question }] });
+  console.log(`openai client: chat.completions.create() -> ${JSON.stringify({ content: answer.choices[0]?.message.content, finish_reason: answer.choices[0]?.finish_reason, usage: answer.usage })}`);
+  const stream = await client.chat.completions.create({ model, messages: [{ role: "user", content: question }], stream: true, stream_options: { include_usage: true } });
+  const deltas: string[] = [];
+  let finish: string | null | undefined;
+  let streamedUsage: unknown;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    streamedUsage = chunk.usage ?? streamedUsage;
+  }
+  console.log(`openai client: stream -> ${deltas.length} deltas ${JSON.stringify(deltas.slice(0, 4))}…, joined ${JSON.stringify(deltas.join(""))}, finish_reason ${finish}, usage ${JSON.stringify(streamedUsage)}`);
   // Warm both paths (connections, the tokenizer's first use) before measuring.
   for (let i = 0; i < 3; i++) {
     await direct();

@@ -318,6 +318,24 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
   });
 
+  it("--openai-port 0: serve runs no gateway, and says so", async () => {
+    const ports = await freePorts();
+    const env = { ...ports.env, LLAMA3_TRT_OPENAI_PORT: "0" };
+    const served = await box.run(["serve", "--detach", "--json"], env);
+    try {
+      expect(served.exitCode, served.stderr).toBe(0);
+      expect((JSON.parse(served.stdout) as { gateway: unknown }).gateway).toBeNull();
+      expect(existsSync(join(box.workdir, "gateway.json"))).toBe(false);
+      const status = JSON.parse((await box.run(["status", "--json"], env)).stdout) as { gateway: { state: string } };
+      expect(status.gateway.state).toBe("not running");
+      expect(await fetch(`http://127.0.0.1:${ports.openai}/health`).catch(() => "refused")).toBe("refused");
+    } finally {
+      const stop = await box.run(["stop"], env);
+      expect(stop.exitCode, stop.stderr).toBe(0);
+      expect(stop.stdout).not.toContain("OpenAI gateway");
+    }
+  });
+
   it("a foreground serve runs the gateway too and Ctrl-C ends both (exit 130)", async () => {
     const ports = await freePorts();
     const serving = box.start(["serve"], ports.env);

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import llama3Tokenizer from "llama3-tokenizer-js";
 import OpenAI from "openai";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_JSON, GENERATION_CONFIG_JSON, tokenizerConfigJson } from "../../world/server/llama3-files.ts";
 import { realLlama3TokenizerJson } from "../../world/server/real-llama3-tokenizer.ts";
 import { containersWithLabel } from "../helpers/docker.ts";

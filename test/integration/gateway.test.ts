@@ -116,6 +116,14 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
       const models = await client.models.list();
       expect(models.data.map((m) => m.id)).toEqual([model]);
 
+      // `logs --gateway -f` follows the gateway's log as requests arrive.
+      const follow = box.start(["logs", "--gateway", "-f"], env);
+      await until(() => follow.output().stdout.includes("OpenAI API at"), "logs -f to print the log so far", 30_000);
+      expect((await client.models.list()).data).toHaveLength(1);
+      await until(() => follow.output().stdout.includes("GET /v1/models 200"), "logs -f to print the new request", 30_000);
+      follow.child.kill("SIGINT");
+      expect((await follow.exited()).exitCode).toBe(130);
+
       const logs = await box.run(["logs", "--gateway"], env);
       expect(logs.exitCode, logs.stderr).toBe(0);
       expect(logs.stdout).toContain("OpenAI API at");
@@ -342,6 +350,7 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     const record = join(box.workdir, "gateway.json");
     await until(async () => (await fetch(`http://127.0.0.1:${ports.openai}/health`).catch(() => undefined))?.status === 200, "the gateway beside a foreground serve", 120_000);
     const { pid } = JSON.parse(readFileSync(record, "utf8")) as { pid: number };
+    await until(() => serving.output().stdout.includes(`OpenAI   http://127.0.0.1:${ports.openai}/v1`), "serve to print the gateway's URL", 30_000);
     serving.child.kill("SIGINT");
     const ended = await serving.exited();
     expect(ended.exitCode, ended.stderr).toBe(130);

@@ -22,7 +22,8 @@ export async function run(env: CommandEnv): Promise<void> {
   using _signals = { [Symbol.dispose]: () => void (process.off("SIGINT", onSignal), process.off("SIGTERM", onSignal)) };
   const session = new Session({ settings, env: env.env, signal: interrupted.signal, toolVersion: version });
   const out = env.output;
-  if (env.options.gateway === true) return gatewayLogs(session, follow, interrupted.signal, out);
+  // Awaited here: the Ctrl-C handler above must outlive the follow.
+  if (env.options.gateway === true) return await gatewayLogs(session, follow, interrupted.signal, out);
   const [server] = await serversOf(session.docker, session.paths);
   const lines: string[] = [];
   const emit = (line: string) => (out.json ? lines.push(line) : out.result(line));

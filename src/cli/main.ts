@@ -40,7 +40,9 @@ export async function main(argv: readonly string[]): Promise<void> {
       streams,
     );
     const { run } = (await loadCommand(module)) as { run: CommandRun };
-    await run({ ...ctx, output, env: process.env, cwd: process.cwd() });
+    // How to start this CLI again (serve starts its gateway so): node, its flags, the entry script.
+    const self = { execPath: process.execPath, args: [...process.execArgv, ...(process.argv[1] ? [process.argv[1]] : [])] };
+    await run({ ...ctx, output, env: process.env, cwd: process.cwd(), self });
   });
   try {
     await program.parseAsync(argv);
@@ -79,6 +81,8 @@ function loadCommand(module: CommandModule): Promise<unknown> {
       return import("./commands/bench.ts");
     case "export":
       return import("./commands/export.ts");
+    case "gateway":
+      return import("./commands/gateway.ts");
   }
 }
 

@@ -99,11 +99,13 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
       new Option("--timeout <seconds>", "how long to wait for readiness").default("600").argParser(positiveInteger),
     );
 
-  command("stop", "stop and remove the server container that `serve` started", "stop", []);
+  command("stop", "stop and remove the server container that `serve` started, and its OpenAI gateway", "stop", []);
 
-  command("logs", "show the server's log", "logs", []).option("-f, --follow", "keep printing new lines");
+  command("logs", "show the server's log", "logs", [])
+    .option("-f, --follow", "keep printing new lines")
+    .option("--gateway", "the OpenAI gateway's log instead of Triton's");
 
-  command("status", "the steps and the server in one view", "status", ["build", "serve"]);
+  command("status", "the steps, the server and its OpenAI gateway in one view", "status", ["build", "serve"]);
 
   command("ask", "send one prompt to the served model and print the answer", "ask", ["serve", "build"])
     .argument("<prompt>", "the question or instruction")
@@ -115,7 +117,24 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     .addOption(new Option("--temperature <t>", "sampling temperature").argParser(nonNegativeNumber))
     .addOption(new Option("--top-p <p>", "nucleus sampling probability").argParser(nonNegativeNumber))
     .addOption(new Option("--top-k <k>", "sample from the k most likely tokens").argParser(positiveInteger))
-    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings)");
+    .option("--openai", "ask through the OpenAI-compatible gateway (`serve` runs it on --openai-port) instead of Triton's generate endpoint")
+    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings; with --openai http://<host>:<openai-port>)");
+
+  command(
+    "gateway",
+    "the OpenAI-compatible API in the foreground, in front of a Triton URL (what `serve` runs beside Triton); Ctrl-C stops it",
+    "gateway",
+    [],
+  )
+    .option("--triton-url <url>", "Triton's HTTP URL (default: http://<host>:<port> from the settings)")
+    .addOption(new Option("--port <port>", "port of the OpenAI API (default: openai_port from the settings, 9000)").argParser(positiveInteger))
+    .option("--host <ip>", "address to listen on (default: 127.0.0.1)")
+    .option("--model <org/name>", "the model id clients send, the Hugging Face repo name (default: meta-llama/Meta-Llama-3-8B-Instruct)")
+    .option("--model-dir <dir>", "folder with the model's tokenizer.json, tokenizer_config.json and generation_config.json (default: the workdir's weights)")
+    .option("--max-input-len <tokens>", "longest prompt the engine takes (default: the workdir's engine, else 4096)")
+    .option("--max-output-len <tokens>", "most tokens the engine generates (default: the workdir's engine, else 1024)")
+    .option("--api-key <key>", "API key clients must send (better: LLAMA3_TRT_API_KEY; never printed)")
+    .addOption(new Option("--record <file>", "where the process records its pid (used by `serve`)").hideHelp());
 
   withExportOptions(
     command(
@@ -167,7 +186,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
   return program;
 }
 
-export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "bench" | "export";
+export type CommandModule = "init" | "doctor" | "plan" | "build" | "serve" | "stop" | "logs" | "status" | "ask" | "clean" | "bench" | "export" | "gateway";
 
 /** The cluster's facts the export needs, on `export` and on `plan --target kubernetes`. */
 function withExportOptions(command: Command): Command {

@@ -65,7 +65,8 @@ export function resolveSettings(input: ResolveInput): Resolved {
     const parsed = (spec.parse as (raw: unknown) => { ok: boolean; value?: unknown; expected?: string })(raw);
     if (!parsed.ok) {
       // The value as given, less anything secret-shaped in it (a token in a URL).
-      issues.push(`${label}: expected ${parsed.expected}, got ${redact(JSON.stringify(raw))}`);
+      // A secret is never echoed, not even a malformed one.
+      issues.push(`${label}: expected ${parsed.expected}${key === "apiKey" ? "" : `, got ${redact(JSON.stringify(raw))}`}`);
       continue;
     }
     values[key] = parsed.value;
@@ -185,11 +186,11 @@ function warnUnknownEnv(env: ResolveInput["env"], warnings: string[]): void {
 /** Cross-field rules: small, named, each with a message that says what to change. */
 function checkRules(s: Settings, sources: Readonly<Record<SettingKey, SettingSource>>): string[] {
   const issues: string[] = [];
-  const ports = { port: s.port, grpc_port: s.grpcPort, metrics_port: s.metricsPort };
+  const ports = { port: s.port, grpc_port: s.grpcPort, metrics_port: s.metricsPort, ...(s.openaiPort === 0 ? {} : { openai_port: s.openaiPort }) };
   const seen = new Map<number, string>();
   for (const [name, value] of Object.entries(ports)) {
     const other = seen.get(value);
-    if (other) issues.push(`${name} and ${other} are both ${value}: each Triton port needs its own number`);
+    if (other) issues.push(`${name} and ${other} are both ${value}: each server port needs its own number`);
     seen.set(value, name);
   }
   if (s.modelDir !== null && sources.revision !== "default") {

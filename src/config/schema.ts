@@ -326,6 +326,22 @@ export const settingsSchema = {
     flag: true,
     parse: port,
   }),
+  openaiPort: spec({
+    group: "serve",
+    description: "port of the OpenAI-compatible API that `serve` runs beside Triton (0: none)",
+    default: 9000,
+    valueHint: "<port>",
+    flag: true,
+    parse: integer(0, 65535),
+  }),
+  apiKey: spec<string | null>({
+    group: "serve",
+    description: "API key the OpenAI-compatible API asks for (a secret: better in LLAMA3_TRT_API_KEY than on a command line; never printed)",
+    default: null,
+    valueHint: "<key>",
+    flag: true,
+    parse: (raw) => (raw === null || raw === "" ? ok(null) : typeof raw === "string" && raw.trim().length >= 8 && !/\s/.test(raw.trim()) ? ok(raw.trim()) : fail("a key of at least 8 characters without spaces")),
+  }),
   host: spec({
     group: "serve",
     description: "host address the ports are published on (0.0.0.0 exposes them to the network)",

@@ -195,21 +195,22 @@ async function diskCheck(ctx: DoctorContext, cacheDir: string, toDownload: numbe
 }
 
 async function portChecks(ctx: DoctorContext): Promise<Check[]> {
-  const { host, port, grpcPort, metricsPort } = ctx.settings;
+  const { host, port, grpcPort, metricsPort, openaiPort } = ctx.settings;
   const busy: string[] = [];
-  for (const p of [port, grpcPort, metricsPort]) {
+  // The OpenAI gateway's port too, unless `serve` runs none (--openai-port 0).
+  for (const p of openaiPort === 0 ? [port, grpcPort, metricsPort] : [port, grpcPort, metricsPort, openaiPort]) {
     const check = await checkPort(host, p);
     if (check.state === "in-use") busy.push(check.holder ? `${p} (by ${check.holder})` : String(p));
     if (check.state === "not-local") busy.push(`${p} (${host} is not an address of this host)`);
   }
   const exposed = host === "0.0.0.0" ? " (0.0.0.0: reachable from the network; Docker's published ports bypass host firewalls such as ufw)" : "";
-  if (busy.length === 0) return [{ name: "Ports", status: host === "0.0.0.0" ? "warning" : "ok", detail: `${host}:${port}, ${grpcPort}, ${metricsPort} free${exposed}` }];
+  if (busy.length === 0) return [{ name: "Ports", status: host === "0.0.0.0" ? "warning" : "ok", detail: `${host}:${port}, ${grpcPort}, ${metricsPort}${openaiPort === 0 ? "" : `, ${openaiPort}`} free${exposed}` }];
   return [
     {
       name: "Ports",
       status: "blocker",
       detail: `in use on ${host}: ${busy.join(", ")}`,
-      fix: "stop what uses them (`llama3-trt stop` if it is this tool's server), or choose others with --port, --grpc-port, --metrics-port",
+      fix: "stop what uses them (`llama3-trt stop` if it is this tool's server), or choose others with --port, --grpc-port, --metrics-port, --openai-port",
     },
   ];
 }

@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { Template } from "@huggingface/jinja";
-import { isInstructModel, llama3ChatPrompt, llama3Tokens } from "../triton/chat-template.ts";
+import { isInstructModel, llama3Conversation, llama3Tokens } from "../triton/chat-template.ts";
 
 /** Loaded when a template is compiled, not by every command that imports the model's rules. */
 const jinja = () => createRequire(import.meta.url)("@huggingface/jinja") as typeof import("@huggingface/jinja");
@@ -112,10 +112,8 @@ export function conversationRules(files: ConversationFiles, model: string): Conv
     };
     turnEnd = turnEndOf(render, endTokenIds.map((id) => texts.get(id)).filter((t): t is string => t !== undefined));
   } else if (template === "llama3-fallback") {
-    render = (messages) => {
-      const user = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
-      return llama3ChatPrompt({ user, system: messages.find((m) => m.role === "system")?.content });
-    };
+    // Every turn in order, as the template of Meta's own tokenizer_config.json writes them.
+    render = (messages) => llama3Conversation(messages);
     turnEnd = llama3Tokens.endOfTurn.text;
   } else {
     render = (messages) => messages.map((m) => m.content).join("\n");

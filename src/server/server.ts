@@ -11,6 +11,7 @@ import type { Session } from "../pipeline/session.ts";
 import { StepLog } from "../pipeline/step-log.ts";
 import type { WorkdirPaths } from "../pipeline/workdir.ts";
 import { likelyCause } from "../triton/diagnosis.ts";
+import { stopGateway } from "../gateway/process.ts";
 import { containerPorts, tritonLaunchArgv } from "../triton/launch.ts";
 import { httpReadyProbe, waitForReady, type Readiness } from "../triton/wait.ts";
 import { readBuilt, type Built } from "./deployment.ts";
@@ -83,7 +84,7 @@ export interface StartedServer {
   readonly readySeconds: number;
 }
 
-const portFlags = { port: "--port", grpcPort: "--grpc-port", metricsPort: "--metrics-port" } as const;
+const portFlags = { port: "--port", grpcPort: "--grpc-port", metricsPort: "--metrics-port", openaiPort: "--openai-port" } as const;
 
 /**
  * Starts Triton on what `build` made and waits until it is ready. Everything that can be checked
@@ -114,6 +115,8 @@ export async function startServer(
     // Left by a server that died after a detached start: it is of no use, its log was in docker.
     await docker.removeContainer(existing.id, { kill: true });
   }
+  // A gateway left by a run that was killed: its Triton is gone, so it is of no use either.
+  await stopGateway(paths);
   const spec = serverContainerSpec(settings, built);
 
   if (settings.host === "0.0.0.0") {
@@ -122,7 +125,8 @@ export async function startServer(
     );
   }
   if (settings.gpus === "none") events.warn("serving with `--gpus none`: the TensorRT-LLM backend needs a GPU, so only a test stand-in can serve this way.");
-  for (const key of ["port", "grpcPort", "metricsPort"] as const) {
+  const ports = settings.openaiPort === 0 ? (["port", "grpcPort", "metricsPort"] as const) : (["port", "grpcPort", "metricsPort", "openaiPort"] as const);
+  for (const key of ports) {
     const check = await checkPort(settings.host, settings[key]);
     if (check.state === "in-use") throw new FailedError(portInUseMessage(settings.host, settings[key], portFlags[key], check.holder));
     if (check.state === "not-local") throw new FailedError(`--host ${settings.host} is not an address of this machine. Use 127.0.0.1 (the default), 0.0.0.0 or one of its own addresses.`);

@@ -30,3 +30,8 @@ export function containerUrls(container: Pick<ContainerSummary, "ports">): Serve
   return serverUrls(http.hostIp, { http: http.host, grpc: grpc.host, metrics: metrics.host });
 }
 
+
+/** Where clients reach the OpenAI gateway: a gateway on every interface is reached on loopback. */
+export function gatewayUrl(host: string, port: number): string {
+  return `http://${host === "0.0.0.0" || host === "" || host === "::" ? "127.0.0.1" : host}:${port}`;
+}

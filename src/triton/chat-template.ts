@@ -28,9 +28,14 @@ function turn(role: string, content: string): string {
  * (add_special_tokens False), so the begin-of-text token is written here.
  */
 export function llama3ChatPrompt(p: { readonly user: string; readonly system?: string | undefined }): string {
+  const system = p.system !== undefined && p.system.trim() !== "" ? [{ role: "system", content: p.system }] : [];
+  return llama3Conversation([...system, { role: "user", content: p.user }]);
+}
+
+/** A whole conversation (system, user and assistant turns in order) in the Llama 3 format, ending at the assistant's header. */
+export function llama3Conversation(messages: readonly { readonly role: string; readonly content: string }[]): string {
   const t = llama3Tokens;
-  const system = p.system !== undefined && p.system.trim() !== "" ? turn("system", p.system) : "";
-  return `${t.beginOfText.text}${system}${turn("user", p.user)}${t.startHeader.text}assistant${t.endHeader.text}\n\n`;
+  return `${t.beginOfText.text}${messages.map((m) => turn(m.role, m.content)).join("")}${t.startHeader.text}assistant${t.endHeader.text}\n\n`;
 }
 
 /** The token generation stops at: end of turn for chat, end of text for plain continuation. */

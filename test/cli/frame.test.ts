@@ -6,7 +6,7 @@ import { renderSettingsTable } from "../../src/config/init-template.ts";
 import { baseEnv, cli } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const commands = ["init", "doctor", "plan", "build", "serve", "stop", "logs", "status", "ask", "clean"] as const;
+const commands = ["init", "doctor", "plan", "build", "serve", "stop", "logs", "status", "ask", "clean", "gateway"] as const;
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
 describe("help", () => {

@@ -149,7 +149,8 @@ describe("serve, ask, stop against the world", { timeout: 300_000 }, () => {
     expect(again.stderr).toContain(`The server of this workdir is already running: container ${doc.container} at ${doc.urls.http}.`);
     const againDetached = await box.run(["serve", "--detach"], ports.env);
     expect(againDetached.exitCode).toBe(0);
-    expect(againDetached.stdout).toContain(`Already running: ${doc.container} at ${doc.urls.http}.`);
+    // Its OpenAI gateway, which runs, is reported with it.
+    expect(againDetached.stdout).toContain(`Already running: ${doc.container} at ${doc.urls.http}; OpenAI API at http://127.0.0.1:${ports.openai}/v1.`);
     expect(await w.invocations("tritonserver")).toBe(1);
 
     const stopped = await box.run(["stop"], ports.env);

@@ -1,5 +1,6 @@
 import { InterruptedError, UsageError } from "../../common/errors.ts";
-import { settingsUrls } from "../../server/urls.ts";
+import { gatewayUrl, settingsUrls } from "../../server/urls.ts";
+import { askOpenAI } from "../../ask/openai.ts";
 import { askConversation } from "../../ask/conversation.ts";
 import { ConversationError, type ConversationRules } from "../../model/conversation.ts";
 import { notStreaming, TritonClient } from "../../triton/client.ts";
@@ -19,6 +20,7 @@ interface AskOptions {
   topP?: number;
   topK?: number;
   url?: string;
+  openai?: boolean;
 }
 
 /** One prompt, one answer: from the served model, or with `--local` from run.py on the engine. */
@@ -46,10 +48,37 @@ export async function run(env: CommandEnv): Promise<void> {
 
   if (o.local) {
     if (o.url !== undefined) throw new UsageError("--local runs without a server: drop `--url`.");
+    if (o.openai) throw new UsageError("--local runs without a server, --openai through its gateway: choose one.");
     if (request.stream) throw new UsageError("--local prints the answer when run.py ends: drop `--stream`.");
     const { answer, spec } = await askLocally(env, settings, request, interrupts.signal);
     if (out.json) out.document({ local: true, model: settings.model, cmd: spec.cmd, answer });
     else out.result(answer);
+    return;
+  }
+
+  if (o.openai) {
+    const baseUrl = (o.url ?? gatewayUrl(settings.host, settings.openaiPort === 0 ? 9000 : settings.openaiPort)).replace(/\/+(v1\/?)?$/, "");
+    if (!/^https?:\/\/[^\s/]+/.test(baseUrl)) throw new UsageError(`--url must be an http:// or https:// URL, got ${JSON.stringify(o.url)}.`);
+    const waiting = await waitFor(out, `asking ${settings.model} through the OpenAI API at ${baseUrl}/v1`);
+    let answer;
+    try {
+      answer = await askOpenAI(
+        { baseUrl, apiKey: settings.apiKey, model: settings.model, prompt: request.prompt, system: request.system, raw: request.raw, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, stream: request.stream },
+        interrupts.signal,
+        (piece) => {
+          waiting.stop();
+          if (!out.json) out.partial(piece);
+        },
+      );
+    } catch (error) {
+      if (interrupts.signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
+      throw error;
+    } finally {
+      waiting.stop();
+    }
+    if (request.stream && !out.json) out.partial("\n");
+    if (out.json) out.document({ url: `${baseUrl}/v1`, api: "openai", model: settings.model, answer: answer.text, finishReason: answer.finishReason, usage: answer.usage });
+    else if (!request.stream) out.result(answer.text);
     return;
   }
 

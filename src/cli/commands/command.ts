@@ -1,13 +1,17 @@
 import { NotImplementedError } from "../../common/errors.ts";
+import { redactor } from "../../common/redact.ts";
 import { resolveSettings, type Resolved } from "../../config/resolve.ts";
 import type { CommandContext } from "../context.ts";
 import type { Output } from "../output.ts";
+import type { SelfCommand } from "../../gateway/process.ts";
 
 /** What a command module's `run` gets: the parsed command line, the output, the process's world. */
 export interface CommandEnv extends CommandContext {
   readonly output: Output;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** This CLI's own command line (node, its options, the entry script), to start it again. */
+  readonly self: SelfCommand;
 }
 
 export type CommandRun = (env: CommandEnv) => Promise<void>;
@@ -17,6 +21,8 @@ export function settingsFor(env: CommandEnv): Resolved {
   const flags = env.globals.workdir === undefined ? env.flags : { ...env.flags, workdir: env.globals.workdir };
   const resolved = resolveSettings({ flags, env: env.env, cwd: env.cwd, configPath: env.globals.config });
   for (const warning of resolved.warnings) env.output.warn(warning);
+  // The API key is a secret from here on: every sink the redactor guards drops it.
+  if (resolved.settings.apiKey !== null) redactor.add(resolved.settings.apiKey);
   return resolved;
 }
 

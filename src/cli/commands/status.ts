@@ -4,6 +4,7 @@ import { isOrphan } from "../../pipeline/orphans.ts";
 import { Session } from "../../pipeline/session.ts";
 import { type ContainerSummary, EngineUnreachableError } from "../../docker/docker-client.ts";
 import { containerUrls } from "../../server/urls.ts";
+import { describeGateway } from "../../server/gateway.ts";
 import { httpReadyProbe } from "../../triton/wait.ts";
 import { version } from "../version.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
@@ -23,6 +24,7 @@ export async function run(env: CommandEnv): Promise<void> {
     engineProblem = `unknown: Docker not reachable at ${error.host} (${error.code})`;
   }
   const server = await describeServer(containers.find((c) => c.labels[labelKeys.role] === "server"));
+  const gateway = await describeGateway(session);
   const orphans = containers
     .filter((c) => isOrphan(c))
     .map((c) => ({ name: c.name, state: c.state, step: c.labels[labelKeys.role], run: c.labels[labelKeys.run] }));
@@ -33,6 +35,7 @@ export async function run(env: CommandEnv): Promise<void> {
       lock: lock ? { ...lock, alive: isAlive(lock.pid) } : null,
       steps: steps.map((s) => ({ id: s.id, state: s.state, reason: s.reason })),
       server: engineProblem ? { state: engineProblem } : server,
+      gateway,
       orphans,
     });
     return;
@@ -47,6 +50,7 @@ export async function run(env: CommandEnv): Promise<void> {
     lines.push(`Server: ${server.container} (${server.state}${server.state === "running" ? (server.ready ? ", ready" : ", not ready yet") : ""})${server.urls ? ` at ${server.urls.http}` : ""}`);
     if (server.exposed) lines.push("  published on 0.0.0.0: reachable from other machines (Docker's published ports bypass host firewalls such as ufw)");
   }
+  lines.push(gateway.state === "running" ? `OpenAI gateway: pid ${gateway.pid} (${gateway.ready ? "ready" : "not ready: Triton behind it is not"}) at ${gateway.url}` : "OpenAI gateway: not running");
   for (const o of orphans) lines.push(`Orphaned container ${o.name} (${o.state}) from run ${o.run?.slice(0, 8)} (${o.step}); the next \`build\`, \`stop\` or \`clean\` removes it`);
   env.output.result(lines.join("\n"));
 }

@@ -34,7 +34,7 @@ describe("settings precedence", () => {
 
   it("ranks flags over environment over file over defaults, per key", () => {
     using dir = tempDir();
-    writeFileSync(join(dir.path, "llama3-trt.yaml"), "dtype: float16\nmax_batch_size: 8\ntp: 2\nport: 9000\n");
+    writeFileSync(join(dir.path, "llama3-trt.yaml"), "dtype: float16\nmax_batch_size: 8\ntp: 2\nport: 9100\n");
     const { settings, sources } = resolveIn(dir.path, {
       flags: { dtype: "bfloat16" },
       env: { LLAMA3_TRT_DTYPE: "float16", LLAMA3_TRT_MAX_BATCH_SIZE: "16", LLAMA3_TRT_GPUS: "none" },
@@ -45,7 +45,7 @@ describe("settings precedence", () => {
     expect(sources.maxBatchSize).toBe("env");
     expect(settings.tp).toBe(2);
     expect(sources.tp).toBe("file");
-    expect(settings.port).toBe(9000);
+    expect(settings.port).toBe(9100);
     expect(settings.gpus).toBe("none");
     expect(settings.quantize).toBe("none");
     expect(sources.quantize).toBe("default");
@@ -193,6 +193,14 @@ describe("invalid settings", () => {
     expect(issuesOf(() => resolveIn(dir.path))[0]).toMatch(/expected a mapping of settings/);
   });
 
+  it("a malformed API key is refused without being echoed; a good one is a setting like any other", () => {
+    using dir = tempDir();
+    const issues = issuesOf(() => resolveIn(dir.path, { env: { LLAMA3_TRT_API_KEY: "sk secret" } }));
+    expect(issues).toEqual(["LLAMA3_TRT_API_KEY: expected a key of at least 8 characters without spaces"]);
+    expect(resolveIn(dir.path, { env: { LLAMA3_TRT_API_KEY: "sk-0123456789" } }).settings.apiKey).toBe("sk-0123456789");
+    expect(resolveIn(dir.path, { env: { LLAMA3_TRT_API_KEY: "" } }).settings.apiKey).toBeNull();
+  });
+
   it("refuses a missing --config file and two default files", () => {
     using dir = tempDir();
     expect(issuesOf(() => resolveIn(dir.path, { configPath: "nope.yaml" }))).toEqual([
@@ -204,7 +212,8 @@ describe("invalid settings", () => {
   });
 
   it.each<[string, Partial<ResolveInput>, string]>([
-    ["ports must differ", { flags: { grpcPort: "8000" } }, "grpc_port and port are both 8000: each Triton port needs its own number"],
+    ["ports must differ", { flags: { grpcPort: "8000" } }, "grpc_port and port are both 8000: each server port needs its own number"],
+    ["the OpenAI port too", { flags: { openaiPort: "8002" } }, "openai_port and metrics_port are both 8002: each server port needs its own number"],
     ["--model-dir excludes --revision", { flags: { modelDir: "/m", revision: "abc" } }, "--model-dir and --revision (abc) together make no sense: local weights have no Hub revision"],
     ["tp needs that many GPUs", { flags: { tp: "4", gpus: "0,1" } }, "--tp 4 needs 4 GPUs but --gpus lists 2 (0,1)"],
   ])("cross-field rule: %s", (_name, input, message) => {

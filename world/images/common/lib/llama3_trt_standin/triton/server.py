@@ -194,11 +194,18 @@ def _handler(state: State):
             self.end_headers()
             self.close_connection = True
             pace = state.pace
-            for i, e in enumerate(events):
+            for sent, e in enumerate(events):
                 if start is not None and pace.paced:
-                    pace.wait_until(start, i)
-                self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
-                self.wfile.flush()
+                    pace.wait_until(start, sent)
+                try:
+                    self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    # The client went away: the remaining responses have nobody to go to. (Triton
+                    # 24.03 cancels requests only for gRPC and C API clients; over HTTP it drops them.)
+                    log.info("http_server.cc:0", f"[llama3-trt world] generate_stream: the client closed the connection "
+                                                 f"after {sent} of {len(events)} responses; the rest were dropped")
+                    return
                 if not pace.paced:
                     time.sleep(pace.DEFAULT_ITL_SECONDS)
 
@@ -208,6 +215,10 @@ def _handler(state: State):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Triton's HTTP endpoint binds with a listen backlog of 1024 (evhtp_bind_socket in
+    # http_server.cc); socketserver's default of 5 would make many clients connecting at once wait
+    # for SYN retransmits, a delay no real server shows.
+    request_queue_size = 1024
 
 
 def _listen_raw(address: str, port: int, name: str) -> socket.socket:

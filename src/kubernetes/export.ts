@@ -2,13 +2,15 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { UsageError } from "../common/errors.ts";
+import type { Settings } from "../config/schema.ts";
 import { refuseIfNeeded, type Assessment } from "../model/assessment.ts";
 import type { Session } from "../pipeline/session.ts";
 import { isLocalRecipeImage } from "../pipeline/steps/build-image.ts";
 import type { WeightsWork } from "../pipeline/step.ts";
 import { serverContainerSpec } from "../server/server.ts";
 import { exportFiles, type ExportedFile } from "./files.ts";
-import { buildManifests, type ExportPlan, type Manifests } from "./manifests.ts";
+import { packageRoot } from "../common/package-root.ts";
+import { buildManifests, gatewayImage, type ExportPlan, type GatewaySidecar, type Manifests } from "./manifests.ts";
 
 export interface ExportOptions {
   /** GPUs each node of the cluster has: an engine must fit on one node. */
@@ -24,6 +26,8 @@ export interface KubernetesExport {
   readonly files: readonly ExportedFile[];
   readonly gpuProduct: string;
   readonly warnings: readonly string[];
+  /** The gateway sidecar of the Triton pods, if any. */
+  readonly gateway: GatewaySidecar | undefined;
 }
 
 /** How the NVIDIA GPU Feature Discovery names a GPU in `nvidia.com/gpu.product`: its name, spaces as dashes. */
@@ -47,6 +51,15 @@ function gpuProduct(assessment: Assessment, option: string | undefined): string 
     "Which GPUs will build and serve this engine? An engine runs only on the GPU model it was built for, and this host has none to go by. " +
       "Pass `--gpu <profile>` (e.g. `--gpu h100-80gb`) or `--gpu-product <label>` (the nodes' nvidia.com/gpu.product).",
   );
+}
+
+/** The gateway beside Triton in each pod, as `serve` runs it, unless `--openai-port 0`. */
+export function gatewaySidecar(
+  settings: Pick<Settings, "openaiPort" | "maxInputLen" | "maxOutputLen" | "apiKey">,
+  toolVersion: string,
+): GatewaySidecar | undefined {
+  if (settings.openaiPort === 0) return undefined;
+  return { image: gatewayImage(toolVersion), port: settings.openaiPort, maxInputLen: settings.maxInputLen, maxOutputLen: settings.maxOutputLen, apiKey: settings.apiKey !== null };
 }
 
 /**
@@ -84,6 +97,7 @@ export async function kubernetesExport(session: Session, options: ExportOptions)
     weights: { mountDir: weights.mountDir, modelPath: weights.modelPath, commit: weights.commit, files: weights.files },
     modelRepo: { dir: paths.modelRepo, configs: {} },
   });
+  const gateway = gatewaySidecar(settings, options.toolVersion);
   const plan: ExportPlan = {
     model: settings.model,
     steps,
@@ -92,6 +106,7 @@ export async function kubernetesExport(session: Session, options: ExportOptions)
     gpuProduct: product,
     hfEndpoint: session.hubEndpoint(),
     weightsBytes: weights.files.reduce((sum, f) => sum + f.size, 0),
+    gateway,
   };
   const manifests = buildManifests(plan);
   const files = exportFiles(manifests, {
@@ -103,7 +118,8 @@ export async function kubernetesExport(session: Session, options: ExportOptions)
     tp: settings.tp,
     gpuProduct: product,
     namespace: options.namespace,
-    images: [settings.buildImage, triton.image],
+    images: [settings.buildImage, triton.image, ...(gateway ? [gateway.image] : [])],
+    gateway,
   });
   const warnings: string[] = [];
   if (isLocalRecipeImage(settings.buildImage)) {
@@ -112,7 +128,14 @@ export async function kubernetesExport(session: Session, options: ExportOptions)
         "and set its newName under `images:` in kustomization.yaml.",
     );
   }
-  return { manifests, files, gpuProduct: product, warnings };
+  if (gateway) {
+    warnings.push(
+      `The gateway image ${gateway.image} is not published: build it from ${join(packageRoot, "templates", "gateway-image")} ` +
+        `(\`docker build --build-arg LLAMA3_TRT_VERSION=${options.toolVersion} -t <registry>/${gateway.image} <that folder>\`), push it to a registry the cluster can pull from, ` +
+        "and set its newName under `images:` in kustomization.yaml.",
+    );
+  }
+  return { manifests, files, gpuProduct: product, warnings, gateway };
 }
 
 /** Writes the files into `out` (made if missing); files of the folder that are not the export's are left alone. */

@@ -3,7 +3,7 @@
  * and what a person may change, and the kustomization.yaml that `kubectl apply -k` reads.
  */
 import { stringify } from "yaml";
-import type { KubernetesObject, Manifests } from "./manifests.ts";
+import type { GatewaySidecar, KubernetesObject, Manifests } from "./manifests.ts";
 import { names } from "./manifests.ts";
 
 export interface ExportedFile {
@@ -25,6 +25,8 @@ export interface ExportFacts {
   readonly namespace: string;
   /** The images of the objects, for kustomize's `images:` (a registry mirror). */
   readonly images: readonly string[];
+  /** The OpenAI-compatible gateway sidecar, if the pods have one. */
+  readonly gateway: GatewaySidecar | undefined;
 }
 
 const yamlOptions = { lineWidth: 0 } as const;
@@ -77,12 +79,23 @@ export function exportFiles(m: Manifests, facts: ExportFacts): ExportedFile[] {
       "file `huggingface-cli login` writes, so the token is in no command line or shell history):",
       `  kubectl create namespace ${facts.namespace}`,
       `  kubectl -n ${facts.namespace} create secret generic ${names.tokenSecret} --from-file=${names.tokenKey}=$HOME/.cache/huggingface/token`,
+      ...(facts.gateway?.apiKey
+        ? [
+            "and the OpenAI gateway's API key, from a file that holds only the key (the pods do not start without it):",
+            `  kubectl -n ${facts.namespace} create secret generic ${names.apiKeySecret} --from-file=${names.apiKeyKey}=<file with the key>`,
+          ]
+        : []),
       "",
       "Values to change here:",
       "  namespace   where everything goes",
       "  replicas    Triton pods to start with (with autoscaling on, the HPA decides)",
       "  images      newName/newTag of each image: a registry mirror. The build image must be one the",
-      "              cluster can pull: a `llama3-trt/…` image is built on your host, push it first.",
+      ...(facts.gateway
+        ? [
+            "              cluster can pull: a `llama3-trt/…` image is built on your host, push it first;",
+            "              the same for the gateway's, built from templates/gateway-image of llama3-trt.",
+          ]
+        : ["              cluster can pull: a `llama3-trt/…` image is built on your host, push it first."]),
       "              Set them before the first apply: a Job cannot change once created (delete it",
       "              first; its steps' markers make the re-run instant)",
       "  components  uncomment `autoscaling` once the Prometheus Operator and the Prometheus adapter",
@@ -148,14 +161,31 @@ export function exportFiles(m: Manifests, facts: ExportFacts): ExportedFile[] {
         "Job to finish, then loads the engine (the startup probe allows 30 minutes), and is ready when",
         "/v2/health/ready answers.",
         ...made,
-        "",
-        "The OpenAI-compatible gateway joins this pod as a sidecar once it has landed in llama3-trt.",
+        ...(facts.gateway
+          ? [
+              "",
+              `Beside it, the OpenAI-compatible gateway (\`llama3-trt gateway\`, image ${facts.gateway.image}, built from`,
+              `templates/gateway-image) on port ${facts.gateway.port}, in front of Triton on the pod's loopback, with the model's`,
+              "tokenizer files read-only from the volume; ready when its /health is (Triton and its ensemble ready).",
+              ...(facts.gateway.apiKey
+                ? [`Clients must send the API key of the Secret ${names.apiKeySecret} (key ${names.apiKeyKey}); nothing here contains it.`]
+                : ["No API key: export with LLAMA3_TRT_API_KEY set to make clients send one (from a Secret)."]),
+            ]
+          : []),
       ],
       [m.deployment],
     ),
     file(
       "service.yaml",
-      ["Triton's HTTP (8000), gRPC (8001) and metrics (8002) ports inside the cluster.", ...made, "", "Try it: kubectl port-forward svc/llama3-trt 8000:8000, then `llama3-trt ask --url http://127.0.0.1:8000 \"…\"`."],
+      [
+        `Triton's HTTP (8000), gRPC (8001) and metrics (8002) ports${facts.gateway ? ` and the OpenAI-compatible API (${facts.gateway.port})` : ""} inside the cluster.`,
+        ...made,
+        "",
+        "Try it: kubectl port-forward svc/llama3-trt 8000:8000, then `llama3-trt ask --url http://127.0.0.1:8000 \"…\"`.",
+        ...(facts.gateway
+          ? [`Or: kubectl port-forward svc/llama3-trt ${facts.gateway.port}:${facts.gateway.port}, then \`llama3-trt ask --openai --url http://127.0.0.1:${facts.gateway.port} "…"\` (any OpenAI client, base URL …/v1).`]
+          : []),
+      ],
       [m.service],
     ),
     file("disruption-budget.yaml", ["At most one Triton pod is evicted at a time (node drains, upgrades).", ...made], [m.disruptionBudget]),

@@ -42,6 +42,21 @@ export interface ExportPlan {
   readonly hfEndpoint: string | undefined;
   /** Bytes of the model's files, for the volume's size. */
   readonly weightsBytes: number;
+  /** The OpenAI-compatible gateway beside Triton in each pod; undefined with `--openai-port 0`. */
+  readonly gateway: GatewaySidecar | undefined;
+}
+
+/** What the gateway sidecar needs that the plan's steps do not say. */
+export interface GatewaySidecar {
+  /** Built from templates/gateway-image (no Node image is published for llama3-trt). */
+  readonly image: string;
+  /** openai_port: the container's and the Service's port. */
+  readonly port: number;
+  /** The engine's limits: the sidecar has no workdir with the engine's record to read them from. */
+  readonly maxInputLen: number;
+  readonly maxOutputLen: number;
+  /** Whether clients must send an API key; its value comes from a Secret the person creates, never from the export. */
+  readonly apiKey: boolean;
 }
 
 /** The names every object of the export uses; a person finds them with `kubectl get … -l app.kubernetes.io/name=llama3-trt`. */
@@ -53,6 +68,9 @@ export const names = {
   /** A Secret the person creates; the export never contains the token. */
   tokenSecret: "llama3-trt-hf-token",
   tokenKey: "HF_TOKEN",
+  /** The gateway's API key, when one is set: a Secret the person creates, read by the gateway as its environment. */
+  apiKeySecret: "llama3-trt-api-key",
+  apiKeyKey: "LLAMA3_TRT_API_KEY",
   metric: "llama3_trt_queue_compute_ratio",
   recordedSeries: "llama3_trt:queue_compute:ratio",
 } as const;
@@ -344,12 +362,52 @@ function buildJob(plan: ExportPlan, fp: string, layout: VolumeLayout): Job {
   });
 }
 
+/** The gateway's image as a person builds it from templates/gateway-image, for this version of llama3-trt. */
+export function gatewayImage(toolVersion: string): string {
+  return `llama3-trt/gateway:${toolVersion}`;
+}
+
 /**
- * Where a sidecar of the serving pod goes: the OpenAI-compatible gateway (issue 11) will be
- * returned here once it has landed, with its port added to the Service. None until then.
+ * The sidecars of the serving pod: the OpenAI-compatible gateway, `llama3-trt gateway` in front
+ * of Triton on the pod's own loopback, with the model's tokenizer files read-only from the
+ * snapshot Triton's tokenizer reads too. Ready when its /health is (it answers 200 only while
+ * Triton and its ensemble are ready); no liveness probe, since that /health follows Triton and
+ * a restart of the gateway would not help it.
  */
-export function servingSidecars(_plan: ExportPlan): IContainer[] {
-  return [];
+export function servingSidecars(plan: ExportPlan, layout: VolumeLayout): IContainer[] {
+  const g = plan.gateway;
+  if (!g) return [];
+  const weights = planned(plan).weights.weights;
+  return [
+    {
+      name: "gateway",
+      image: g.image,
+      command: ["llama3-trt"],
+      args: [
+        "gateway",
+        "--triton-url",
+        `http://127.0.0.1:${containerPorts.http}`,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        String(g.port),
+        "--model",
+        plan.model,
+        "--model-dir",
+        // Where the Job's download put the snapshot (huggingface-cli's cache layout).
+        `${inContainer.weights}/snapshots/${weights.commit}`,
+        "--max-input-len",
+        String(g.maxInputLen),
+        "--max-output-len",
+        String(g.maxOutputLen),
+      ],
+      // The key only by reference: the export never holds it, and it is never on a command line.
+      ...(g.apiKey ? { env: [{ name: names.apiKeyKey, valueFrom: { secretKeyRef: { name: names.apiKeySecret, key: names.apiKeyKey } } }] } : {}),
+      ports: [{ name: "openai", containerPort: g.port }],
+      readinessProbe: { httpGet: { path: "/health", port: "openai" }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 5 },
+      volumeMounts: [{ name: "volume", mountPath: inContainer.weights, subPath: layout.modelCache, readOnly: true }],
+    },
+  ];
 }
 
 /** The serving Deployment: `serve`'s Triton container, its mounts read-only from the build's folder. */
@@ -403,7 +461,7 @@ function tritonDeployment(plan: ExportPlan, fp: string, layout: VolumeLayout): D
               livenessProbe: { httpGet: { path: healthPaths.live, port: "http" }, periodSeconds: 20, failureThreshold: 3, timeoutSeconds: 5 },
               volumeMounts: [...mounts, { name: "shm", mountPath: inCluster.shm }],
             },
-            ...servingSidecars(plan),
+            ...servingSidecars(plan, layout),
           ],
           volumes: [{ name: "volume", persistentVolumeClaim: { claimName: names.claim, readOnly: true } }, shmVolume],
         },
@@ -452,6 +510,7 @@ export function buildManifests(plan: ExportPlan): Manifests {
             { name: "http", port: containerPorts.http, targetPort: "http" },
             { name: "grpc", port: containerPorts.grpc, targetPort: "grpc", appProtocol: "grpc" },
             { name: "metrics", port: containerPorts.metrics, targetPort: "metrics" },
+            ...(plan.gateway ? [{ name: "openai", port: plan.gateway.port, targetPort: "openai" }] : []),
           ],
         },
       }),

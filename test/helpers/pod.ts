@@ -41,9 +41,13 @@ export interface PodRunOptions {
    * the world's stand-in of the network), as `host:container[:ro]`.
    */
   readonly extraBinds?: readonly string[];
-  /** The pod's network: `host` reaches the world's Hub on 127.0.0.1, as a cluster pod reaches the Hub. */
-  readonly network?: "host" | "bridge";
-  /** containerPort → host port on 127.0.0.1 (bridge only). */
+  /**
+   * The pod's network: `host` reaches the world's Hub on 127.0.0.1, as a cluster pod reaches the
+   * Hub; `container:<id>` joins another container's network namespace, as the containers of one
+   * pod share theirs (its loopback, and the ports that container publishes).
+   */
+  readonly network?: "host" | "bridge" | `container:${string}`;
+  /** containerPort → host port on 127.0.0.1 (bridge only: the pod's every port, on the container that owns its network). */
   readonly publish?: Readonly<Record<number, number>>;
 }
 
@@ -92,6 +96,7 @@ function environment(container: PodContainer, options: PodRunOptions): string[] 
 export async function createPodContainer(spec: PodContainer, options: PodRunOptions) {
   const { binds: hostBinds, shmBytes } = binds(spec, options);
   const publish = options.publish ?? {};
+  if (Object.keys(publish).length > 0 && options.network?.startsWith("container:")) throw new Error(`${spec.name}: publish the pod's ports on the container whose network it joins`);
   return docker().createContainer({
     Image: spec.image,
     // Kubernetes: `command` replaces the image's ENTRYPOINT, `args` its CMD.

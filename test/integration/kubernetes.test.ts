@@ -12,11 +12,19 @@
  * own git (the world's base is the same Debian), and a strict huggingface-cli stand-in
  * (test/fixtures/kubernetes/huggingface-cli). The world's git repositories are file:// URLs on
  * this host: they are bound at the same path, standing in for the network.
+ *
+ * The gateway sidecar's image (templates/gateway-image: Node and this package) is not published
+ * and the world has no Node image: the world's Debian base stands in for it, with the host's node
+ * binary and this project folder bound read-only, and the sidecar's `command` (`llama3-trt`)
+ * replaced by the CLI from this project's sources (test/helpers/llama3-trt.ts, as every test
+ * runs it, so never a stale dist/). Its args, env, ports, probe and mounts are the manifest's. It
+ * joins the Triton container's network namespace, as the containers of one pod share theirs.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { fillConfig, tritonModels } from "../../src/triton/model-repo.ts";
@@ -26,6 +34,13 @@ import { type Sandbox, sandbox } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 const huggingfaceCli = fileURLToPath(new URL("../fixtures/kubernetes/huggingface-cli", import.meta.url));
+const projectRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
+const cliFromSources = fileURLToPath(new URL("../helpers/llama3-trt.ts", import.meta.url));
+/** The world's Debian base, standing in for the gateway image (see above). */
+const worldBase = "llama3-trt-world/debian:bookworm";
+const nodeInContainer = "/opt/node/bin/node";
+/** The API key the export is made with: it reaches the gateway from the Secret only. */
+const apiKey = "sk-k8s-integration-key-0123";
 
 interface PodSpec {
   initContainers?: PodContainer[];
@@ -67,9 +82,12 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
   beforeAll(async () => {
     world = useWorld();
     box = sandbox(world);
-    const exported = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--out", join(box.dir, "out"), "--json"]);
+    const exported = await box.run(["export", "kubernetes", "--gpu", "h100-80gb", "--out", join(box.dir, "out"), "--json"], { LLAMA3_TRT_API_KEY: apiKey });
     expect(exported.exitCode, exported.stderr).toBe(0);
     expect(exported.stdout + exported.stderr).not.toContain(world.env.HF_TOKEN);
+    expect(exported.stdout + exported.stderr).not.toContain(apiKey);
+    // The gateway's image is one to build and push, as a llama3-trt/ build image is.
+    expect(exported.stderr).toContain("The gateway image llama3-trt/gateway:0.1.0 is not published");
     doc = JSON.parse(exported.stdout) as ExportDocument;
     pvc = join(box.dir, "pvc");
   });
@@ -84,7 +102,7 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     return {
       claims: { "llama3-trt": pvc },
       volumes: spec.volumes,
-      secrets: { "llama3-trt-hf-token": { HF_TOKEN: world.env.HF_TOKEN } },
+      secrets: { "llama3-trt-hf-token": { HF_TOKEN: world.env.HF_TOKEN }, "llama3-trt-api-key": { LLAMA3_TRT_API_KEY: apiKey } },
       extraBinds: [
         "/usr/bin/git:/usr/bin/git:ro",
         "/usr/lib/git-core:/usr/lib/git-core:ro",
@@ -110,6 +128,7 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
       const text = readFileSync(join(doc.out, f.path), "utf8");
       expect(text).toBe(f.text);
       expect(text).not.toContain(world.env.HF_TOKEN);
+      expect(text).not.toContain(apiKey);
     }
   });
 
@@ -153,7 +172,7 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     expect(await again.invocationList()).toEqual([]);
   });
 
-  it("the Deployment's Triton container gets ready on the probes' path and port and answers a prompt", async () => {
+  it("the Deployment's Triton container gets ready on the probes' path and port and answers a prompt; its gateway sidecar answers the OpenAI client with the Secret's key", async () => {
     const pod = podSpecOf(doc.out, "triton.yaml", "Deployment");
     const [wait, ...otherInits] = pod.initContainers ?? [];
     expect(otherInits).toEqual([]);
@@ -166,19 +185,30 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
       readinessProbe: { httpGet: { path: string; port: string } };
       livenessProbe: { httpGet: { path: string; port: string } };
     })[];
-    expect(sidecars).toEqual([]);
-    if (!triton) throw new Error("no Triton container");
+    const gateway = sidecars.find((c) => c.name === "gateway") as (PodContainer & { readinessProbe: { httpGet: { path: string; port: string } } }) | undefined;
+    expect(sidecars.map((c) => c.name)).toEqual(["gateway"]);
+    if (!triton || !gateway) throw new Error("no Triton or gateway container");
     const ports = await freePorts();
-    const byName = new Map((triton.ports ?? []).map((p) => [p.name, p.containerPort]));
+    // The pod's ports, published on the container that owns the pod's network (Triton's).
+    const byName = new Map([...(triton.ports ?? []), ...(gateway.ports ?? [])].map((p) => [p.name, p.containerPort]));
     const hostPort = new Map([
       [byName.get("http"), ports.http],
       [byName.get("grpc"), ports.grpc],
       [byName.get("metrics"), ports.metrics],
+      [byName.get("openai"), ports.openai],
     ]);
     const publish = Object.fromEntries([...hostPort].map(([c, h]) => [c as number, h]));
     const container = await createPodContainer(triton, runOptions(pod, { network: "bridge", extraBinds: [], publish }));
+    let sidecar: Awaited<ReturnType<typeof createPodContainer>> | undefined;
     try {
       await container.start();
+      // As the kubelet does, the sidecar starts beside Triton, not once it is ready.
+      const standIn: PodContainer = { ...gateway, image: worldBase, command: [nodeInContainer, "--disable-warning=ExperimentalWarning", cliFromSources] };
+      sidecar = await createPodContainer(
+        standIn,
+        runOptions(pod, { network: `container:${container.id}`, extraBinds: [`${process.execPath}:${nodeInContainer}:ro`, `${projectRoot}:${projectRoot}:ro`] }),
+      );
+      await sidecar.start();
       const url = (probe: { httpGet: { path: string; port: string } }) => `http://127.0.0.1:${hostPort.get(byName.get(probe.httpGet.port))}${probe.httpGet.path}`;
       let ready = false;
       for (let i = 0; i < 120 && !ready; i++) {
@@ -196,7 +226,29 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
       const asked = await box.run(["ask", "--url", `http://127.0.0.1:${ports.http}`, question, "--json"]);
       expect(asked.exitCode, asked.stderr).toBe(0);
       expect((JSON.parse(asked.stdout) as { answer: string }).answer).toBe(standInAnswer(question));
+
+      // The gateway: ready on its probe once Triton is, then the official client through it.
+      const sidecarLog = async () => ((await sidecar?.logs({ stdout: true, stderr: true })) as Buffer | undefined)?.toString("utf8") ?? "";
+      let gatewayReady = false;
+      for (let i = 0; i < 60 && !gatewayReady; i++) {
+        const state = (await sidecar.inspect()).State;
+        if (!state.Running) throw new Error(`the gateway exited with ${state.ExitCode}:\n${await sidecarLog()}`);
+        gatewayReady = await fetch(url(gateway.readinessProbe)).then((r) => r.status === 200, () => false);
+        if (!gatewayReady) await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+      expect(gatewayReady, await sidecarLog()).toBe(true);
+      const baseURL = `http://127.0.0.1:${ports.openai}/v1`;
+      const client = new OpenAI({ baseURL, apiKey, maxRetries: 0 });
+      const completion = await client.chat.completions.create({ model: "meta-llama/Meta-Llama-3-8B-Instruct", messages: [{ role: "user", content: question }] });
+      expect(completion.choices[0]?.message.content).toBe(standInAnswer(question));
+      // The key came from the Secret: without it the gateway refuses.
+      const keyless = new OpenAI({ baseURL, apiKey: "sk-not-the-key-0000", maxRetries: 0 });
+      await expect(keyless.chat.completions.create({ model: "meta-llama/Meta-Llama-3-8B-Instruct", messages: [{ role: "user", content: question }] })).rejects.toMatchObject({ status: 401 });
+      const log = await sidecarLog();
+      expect(log).not.toContain(apiKey);
+      expect(log).not.toContain(question);
     } finally {
+      await sidecar?.remove({ force: true, v: true });
       await container.remove({ force: true, v: true });
     }
   });
@@ -224,7 +276,7 @@ describe("export kubernetes: the manifests do real work", { timeout: 300_000 }, 
     expect(requests.filter((r) => r.origin === "cdn")).toEqual([]);
     expect(requests.filter((r) => r.origin === "hub" && r.path.includes("/resolve/")).every((r) => r.method === "HEAD")).toBe(true);
 
-    const same = await box.run(["plan", "--target", "kubernetes", "--gpu", "h100-80gb", "--json"]);
+    const same = await box.run(["plan", "--target", "kubernetes", "--gpu", "h100-80gb", "--json"], { LLAMA3_TRT_API_KEY: apiKey });
     expect(same.exitCode, same.stderr).toBe(0);
     const dry = JSON.parse(same.stdout) as ExportDocument;
     expect(dry.written).toBe(false);

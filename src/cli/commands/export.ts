@@ -78,6 +78,7 @@ function describeExport(out: string, result: KubernetesExport, dryRun: boolean, 
     "Next:",
     `  kubectl create namespace ${namespace}`,
     `  kubectl -n ${namespace} create secret generic ${names.tokenSecret} --from-file=${names.tokenKey}=$HOME/.cache/huggingface/token`,
+    ...(result.gateway?.apiKey ? [`  kubectl -n ${namespace} create secret generic ${names.apiKeySecret} --from-file=${names.apiKeyKey}=<file with the key>`] : []),
     `  kubectl apply -k ${out}`,
     `  kubectl -n ${namespace} logs -f job/${m.job.name} --all-containers --prefix`,
   );

@@ -43,7 +43,8 @@ async function exported(overrides: Parameters<typeof settingsWith>[0] = {}, opti
     tp: settings.tp,
     gpuProduct: plan.gpuProduct,
     namespace: "llama3-trt",
-    images: [settings.buildImage, settings.tritonImage],
+    images: [settings.buildImage, settings.tritonImage, ...(plan.gateway ? [plan.gateway.image] : [])],
+    gateway: plan.gateway,
   });
   return { settings, plan, manifests, files };
 }
@@ -61,8 +62,12 @@ function byKind(files: readonly ExportedFile[], kind: string): PodTemplate & Rec
 }
 
 describe("export kubernetes: the objects", () => {
-  it("every document of every file validates against its schema, and each file holds what it says", async () => {
-    const { files } = await exported();
+  it.each([
+    ["the defaults", {}],
+    ["an API key", { apiKey: "sk-unit-test-key-0123" }],
+    ["no gateway (--openai-port 0)", { openaiPort: 0 }],
+  ] as const)("with %s, every document of every file validates against its schema, and each file holds what it says", async (_what, overrides) => {
+    const { files } = await exported(overrides);
     const kinds: string[] = [];
     for (const file of files) {
       if (file.objects.length === 0) continue;
@@ -109,6 +114,7 @@ describe("export kubernetes: the objects", () => {
     expect(top.images).toEqual([
       { name: "registry.example.com/llama3-trt/tensorrt-llm", newName: "registry.example.com/llama3-trt/tensorrt-llm", newTag: "0.8.0" },
       { name: "nvcr.io/nvidia/tritonserver", newName: "nvcr.io/nvidia/tritonserver", newTag: "24.03-trtllm-python-py3" },
+      { name: "llama3-trt/gateway", newName: "llama3-trt/gateway", newTag: "0.1.0" },
     ]);
     // The commented-out block at the end is valid kustomize once uncommented.
     const lines = text("kustomization.yaml").trimEnd().split("\n");
@@ -169,7 +175,7 @@ describe("export kubernetes: the objects", () => {
     const deployment = byKind(files, "Deployment");
     const pod = deployment.spec.template.spec;
     const [triton, ...sidecars] = pod.containers;
-    expect(sidecars).toEqual([]);
+    expect(sidecars.map((c) => c.name)).toEqual(["gateway"]);
     expect(triton?.command).toEqual(tritonLaunchArgv({ worldSize: 2, modelRepo: "/llama3-trt/model-repo" }));
     expect(triton?.resources?.limits).toEqual({ "nvidia.com/gpu": "2" });
     expect(triton?.ports).toEqual([
@@ -190,7 +196,67 @@ describe("export kubernetes: the objects", () => {
       },
     });
     const service = byKind(files, "Service") as unknown as { spec: { ports: { name: string; targetPort: string }[] } };
-    expect(service.spec.ports.map((p) => p.targetPort)).toEqual(["http", "grpc", "metrics"]);
+    expect(service.spec.ports.map((p) => p.targetPort)).toEqual(["http", "grpc", "metrics", "openai"]);
+  });
+
+  it("the gateway sidecar runs `llama3-trt gateway` in front of Triton on the pod's loopback, on openai_port, the model's snapshot read-only, ready on /health", async () => {
+    const { files, manifests } = await exported({ openaiPort: 9100, maxInputLen: 2048, maxOutputLen: 512 });
+    const pod = byKind(files, "Deployment").spec.template.spec;
+    const gateway = pod.containers.find((c) => c.name === "gateway") as (Container & { ports: unknown; readinessProbe: unknown; livenessProbe?: unknown }) | undefined;
+    expect(gateway?.image).toBe("llama3-trt/gateway:0.1.0");
+    expect(gateway?.command).toEqual(["llama3-trt"]);
+    expect(gateway?.args).toEqual([
+      "gateway",
+      "--triton-url",
+      `http://127.0.0.1:${containerPorts.http}`,
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "9100",
+      "--model",
+      "meta-llama/Meta-Llama-3-8B-Instruct",
+      "--model-dir",
+      `/llama3-trt/weights/snapshots/${commit}`,
+      // No engine record in the sidecar: the engine's limits come as flags.
+      "--max-input-len",
+      "2048",
+      "--max-output-len",
+      "512",
+    ]);
+    expect(gateway?.ports).toEqual([{ name: "openai", containerPort: 9100 }]);
+    expect(gateway?.readinessProbe).toMatchObject({ httpGet: { path: "/health", port: "openai" } });
+    // Its /health follows Triton: a liveness probe on it would restart a healthy gateway.
+    expect(gateway?.livenessProbe).toBeUndefined();
+    expect(gateway?.env).toBeUndefined();
+    // The cache folder the Job downloaded into, so the snapshot's links to its blobs resolve.
+    expect(gateway?.volumeMounts).toEqual([{ name: "volume", mountPath: "/llama3-trt/weights", subPath: "hub/models--meta-llama--Meta-Llama-3-8B-Instruct", readOnly: true }]);
+    const triton = pod.containers.find((c) => c.name === "triton");
+    expect(triton?.volumeMounts.find((m) => m.mountPath === "/llama3-trt/weights")?.subPath).toBe(manifests.layout.modelCache);
+    const service = byKind(files, "Service") as unknown as { spec: { ports: { name: string; port: number; targetPort: string }[] } };
+    expect(service.spec.ports.find((p) => p.name === "openai")).toEqual({ name: "openai", port: 9100, targetPort: "openai" });
+  });
+
+  it("an API key comes from the Secret the person creates, and its value is in no file", async () => {
+    const key = "sk-unit-test-key-0123";
+    const { files } = await exported({ apiKey: key });
+    for (const f of files) expect(f.text).not.toContain(key);
+    const gateway = byKind(files, "Deployment").spec.template.spec.containers.find((c) => c.name === "gateway");
+    expect(gateway?.env).toEqual([{ name: "LLAMA3_TRT_API_KEY", valueFrom: { secretKeyRef: { name: "llama3-trt-api-key", key: "LLAMA3_TRT_API_KEY" } } }]);
+    expect(gateway?.args.join(" ")).not.toContain("api-key");
+    const kustomization = files.find((f) => f.path === "kustomization.yaml")?.text ?? "";
+    expect(kustomization).toContain("create secret generic llama3-trt-api-key --from-file=LLAMA3_TRT_API_KEY=");
+    // Without a key the header asks for no such Secret.
+    const plain = (await exported()).files.find((f) => f.path === "kustomization.yaml")?.text ?? "";
+    expect(plain).not.toContain("llama3-trt-api-key");
+  });
+
+  it("with --openai-port 0 there is no gateway: no sidecar, no Service port, no gateway image", async () => {
+    const { files } = await exported({ openaiPort: 0 });
+    const pod = byKind(files, "Deployment").spec.template.spec;
+    expect(pod.containers.map((c) => c.name)).toEqual(["triton"]);
+    const service = byKind(files, "Service") as unknown as { spec: { ports: { name: string }[] } };
+    expect(service.spec.ports.map((p) => p.name)).toEqual(["http", "grpc", "metrics"]);
+    for (const f of files) expect(f.text, f.path).not.toContain("gateway");
   });
 
   it("the HPA asks for the metric the Prometheus adapter serves, from the series the PrometheusRule records", async () => {

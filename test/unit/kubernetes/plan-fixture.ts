@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { settingKeys, settingsSchema, type Settings } from "../../../src/config/schema.ts";
+import { gatewaySidecar } from "../../../src/kubernetes/export.ts";
 import type { ExportPlan } from "../../../src/kubernetes/manifests.ts";
 import type { StepStatus } from "../../../src/pipeline/runner.ts";
 import type { Step, StepContext, StepWork } from "../../../src/pipeline/step.ts";
@@ -84,5 +85,6 @@ export async function planFor(settings: Settings, options: { gpuProduct?: string
     gpuProduct: options.gpuProduct ?? "NVIDIA-H100-80GB-HBM3",
     hfEndpoint: options.hfEndpoint,
     weightsBytes: files.reduce((n, f) => n + f.size, 0),
+    gateway: gatewaySidecar(settings, "0.1.0"),
   };
 }

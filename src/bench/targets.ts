@@ -131,7 +131,7 @@ export function openAiTarget(url: string, apiKey: string | undefined, model: str
       }
       if (response.status === 401 || response.status === 403) {
         await response.body?.cancel();
-        throw new FailedError(`The API at ${base} refused the key (HTTP ${response.status}). Pass the gateway's key with \`--api-key\` or LLAMA3_TRT_API_KEY.`);
+        throw new FailedError(`The API at ${base} refused the key (HTTP ${response.status}). Set the gateway's key in LLAMA3_TRT_API_KEY (or \`api_key\` in llama3-trt.yaml).`);
       }
       if (response.status !== 200) throw new FailedError(`The API at ${base} does not list its models (${await refusal(response)}). Is \`--url\` an OpenAI-compatible API? For Triton use \`--api triton\`.`);
       const list = (await response.json().catch(() => undefined)) as { data?: { id?: unknown }[] } | undefined;

@@ -159,7 +159,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     "bench",
     [],
   )
-    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings; port 9000 with --api openai)")
+    .option("--url <url>", "server URL (default: http://<host>:<port> from the settings; the gateway's openai_port with --api openai, its key from LLAMA3_TRT_API_KEY)")
     .addOption(new Option("--api <api>", "which API to load").choices(["triton", "openai"]).default("triton"))
     .option("--model-dir <dir>", "the model's Hugging Face folder, for its tokenizer (default: the weights this workdir built from)")
     .option("--model <name>", "--api openai: the model name to ask for (default: the first of GET /v1/models)")

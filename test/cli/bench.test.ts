@@ -181,7 +181,7 @@ describe("bench --api openai against an OpenAI-shaped streaming server", { timeo
     await using server = await startOpenAiServer({ ttftMs: 10, itlMs: 2, slots: 1, apiKey: "sk-right" });
     const refused = await cli(["bench", "--api", "openai", "--url", server.url, "--model-dir", modelDir], { cwd: dir.path, env: { ...env, LLAMA3_TRT_API_KEY: "sk-wrong-SENTINEL" } });
     expect(refused.exitCode).toBe(1);
-    expect(refused.stderr).toContain(`error: The API at ${server.url} refused the key (HTTP 401). Pass the gateway's key`);
+    expect(refused.stderr).toContain(`error: The API at ${server.url} refused the key (HTTP 401). Set the gateway's key in LLAMA3_TRT_API_KEY`);
     expect(refused.stderr + refused.stdout).not.toContain("SENTINEL");
 
     const port = await closedPort();

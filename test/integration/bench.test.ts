@@ -130,4 +130,34 @@ describe("bench against the world's Triton stand-in", { timeout: 300_000 }, () =
     expect(gone.exitCode).toBe(1);
     expect(gone.stderr).toContain(`error: No server answers at http://127.0.0.1:${ports.http} (connection refused).`);
   });
+  it("through the OpenAI-compatible gateway that serve runs beside Triton (--api openai; its port and key from the settings): the pace the stand-in was set to, every field, a wrong key is exit 1", async () => {
+    const ports = await freePorts();
+    const key = "sk-bench-SENTINEL-0123";
+    const env = { ...batch, ...ports.env, LLAMA3_TRT_API_KEY: key };
+    await setBehaviour(world, "tritonserver", { ttftMs, itlMs }, 1);
+    const served = await box.run(["serve", "--detach"], env);
+    expect(served.exitCode, served.stderr).toBe(0);
+    const args = ["bench", "--api", "openai", "--model-dir", llama3Dir, "--input-len", "24", "--output-len", String(outputLen)];
+    const run = await box.run([...args, "--concurrency", "1,2", "--requests", "4", "--json"], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as BenchReport;
+    expectEveryField(doc, 2);
+    expect(doc.target).toEqual({ api: "openai", url: `http://127.0.0.1:${ports.openai}`, model: "meta-llama/Meta-Llama-3-8B-Instruct" });
+    // The OpenAI API has no ignore-eos: --output-len is a ceiling there, and bench says so.
+    expect(doc.workload.exact_output_length.supported).toBe(false);
+    for (const p of doc.points) expect(p).toMatchObject({ requests: 4, completed: 4, errors: 0 });
+    const c1 = doc.points[0] as BenchReport["points"][0];
+    // Through the gateway: Triton's pace plus the gateway's few milliseconds.
+    expect((c1.ttft_ms.p50 as number) / ttftMs).toBeGreaterThan(0.8);
+    expect((c1.ttft_ms.p50 as number) / ttftMs).toBeLessThan(2.5);
+    expect((c1.itl_ms.mean as number) / itlMs).toBeGreaterThan(0.5);
+    expect((c1.itl_ms.mean as number) / itlMs).toBeLessThan(3);
+    expect(run.stdout + run.stderr).not.toContain(key);
+
+    const wrong = await box.run([...args, "--concurrency", "1", "--requests", "1"], { ...env, LLAMA3_TRT_API_KEY: "sk-wrong-SENTINEL-0123" });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr).toContain(`The API at http://127.0.0.1:${ports.openai} refused the key (HTTP 401)`);
+    expect(wrong.stderr).not.toContain("SENTINEL");
+    expect((await box.run(["stop"], env)).exitCode).toBe(0);
+  });
 });

@@ -37,9 +37,6 @@ export interface BenchOptions {
   compare?: string[];
 }
 
-/** The OpenAI-compatible gateway's port by default (contract: `--openai-port 9000`). */
-const defaultOpenAiPort = 9000;
-
 /** Loads the running deployment and reports TTFT, ITL, TPOT, e2e latency and throughput per load point. */
 export async function run(env: CommandEnv): Promise<void> {
   const o = env.options as unknown as BenchOptions;
@@ -69,7 +66,7 @@ export async function run(env: CommandEnv): Promise<void> {
 
   const target: BenchTarget =
     o.api === "openai"
-      ? openAiTarget(url, env.env.LLAMA3_TRT_API_KEY || undefined, o.model)
+      ? openAiTarget(url, settings.apiKey ?? undefined, o.model)
       : tritonTarget(url, await endIdOf(modelDir, settings.model));
 
   using interrupts = handleInterrupts(out, async () => {});
@@ -153,9 +150,12 @@ async function compare(env: CommandEnv, o: BenchOptions): Promise<void> {
   else env.output.result(comparisonText(comparison));
 }
 
+/** What `serve` runs with these settings: Triton's HTTP port, or the gateway's (`openai_port`). */
 function defaultUrl(settings: Settings, api: string): string {
   const http = settingsUrls(settings).http;
-  return api === "openai" ? http.replace(/:\d+$/, `:${defaultOpenAiPort}`) : http;
+  if (api !== "openai") return http;
+  if (settings.openaiPort === 0) throw new UsageError("openai_port is 0 (no gateway): pass `--url` of an OpenAI-compatible API, or bench Triton itself with `--api triton`.");
+  return http.replace(/:\d+$/, `:${settings.openaiPort}`);
 }
 
 function workloadText(o: BenchOptions, source: PromptSource, tokenizer: TextTokenizer): string {

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../src/hub/download.ts";
@@ -27,6 +27,7 @@ import {
   tempCache,
   tree,
   endRuns,
+  watchHashing,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -42,6 +43,11 @@ beforeAll(async () => {
   ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
+// The hashing thread is told of every 1000 bytes on disk (4 MiB for real), so that these small
+// files are hashed as they land, as large ones are, in every case below.
+beforeEach(() => {
+  vi.stubEnv("LLAMA3_TRT_TEST_HASH_STEP_BYTES", "1000");
+});
 afterEach(() => {
   endRuns();
   world.resetScenario();
@@ -287,6 +293,54 @@ describe("a server that ignores Range (case 3)", () => {
     // Warned once, when it happened first; the cut of the restarted transfer comes after.
     expect(run.warnings).toEqual([`${LFS}: the server ignored the Range request; starting this file over`, `${LFS}: transfer cut at 2.0 kB of 58.9 kB, resuming`]);
     expect(statSync(blobPath(cache.path, "world/tiny-llama3", file.oid)).size).toBe(file.size);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("hashing as the bytes land", () => {
+  it("the hashing thread is told of true bytes on disk as they arrive: from a resumed prefix on, and across a cut", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const prefix = 20_000;
+    plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, prefix));
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", cutAfterBytes: 15_000, bytesPerSecond: 100_000, times: 1 },
+        { match: LFS, origin: "cdn", bytesPerSecond: 100_000 },
+      ],
+    });
+    const watch = watchHashing(world);
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(watch.wrong).toEqual([]);
+    const told = watch.told.get(LFS) ?? [];
+    // The prefix as soon as the first bytes come, then more as they land, in the cut transfer and after it.
+    expect(told[0]).toBe(prefix);
+    expect(told.some((n) => n > prefix && n < prefix + 15_000)).toBe(true);
+    expect(told.some((n) => n > prefix + 15_000 && n < file.size)).toBe(true);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("a server that stops honouring Range: the file and its hash start over together (a bad prefix is not kept in the hash)", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    // Bytes the hash must not keep: they are written over when the file starts over.
+    plantPartial(cache.path, file, Buffer.alloc(5000, "x"));
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", cutAfterBytes: 2000, times: 1 },
+        { match: LFS, origin: "cdn", ignoreRange: true },
+      ],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([
+      ["bytes=5000-", 206, 2000],
+      ["bytes=7000-", 200, file.size],
+    ]);
+    // No hash mismatch, so no second download.
+    expect(run.warnings).toEqual([`${LFS}: transfer cut at 7.0 kB of 58.9 kB, resuming`, `${LFS}: the server ignored the Range request; starting this file over`]);
     expectTrueSnapshot(cache.path, commit, [file]);
   });
 });

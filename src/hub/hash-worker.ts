@@ -1,0 +1,78 @@
+/**
+ * The downloader's hashing thread (started by file-hash.ts, its only client). It hashes each
+ * partial file from byte 0 as the main thread reports bytes on disk, reading them back (from the
+ * page cache, still warm), so that receiving on the main thread and hashing here overlap: on one
+ * thread the two take turns, and sha256 costs about as much CPU as the receive path itself.
+ *
+ * Written by hand: there is no library for "hash a file that is still growing" in a thread, and
+ * this is a loop of reads into hash.update. Kept free of logic worth a test of its own (mutants
+ * here would run in a thread Stryker cannot switch them on in); file-hash.ts decides what to hash.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
+import { parentPort } from "node:worker_threads";
+
+export type HashRequest =
+  /** Begin hashing `path` (sha256, or sha1 after `prefix`: the git blob header). */
+  | { readonly kind: "start"; readonly id: number; readonly path: string; readonly algorithm: "sha256" | "sha1"; readonly prefix: string }
+  /** Bytes below `upTo` are on disk and final: hash them; with `digest`, answer the digest then. */
+  | { readonly kind: "advance"; readonly id: number; readonly upTo: number; readonly digest: boolean }
+  /** Forget the file (started over, or given up). */
+  | { readonly kind: "drop"; readonly id: number };
+
+export type HashReply =
+  | { readonly id: number; readonly digest: string }
+  | { readonly id: number; readonly error: string; readonly code: string | undefined };
+
+interface Job {
+  readonly path: string;
+  readonly hash: Hash;
+  hashed: number;
+  /** Why hashing it stopped: answered when its digest is asked for. */
+  failed?: NodeJS.ErrnoException;
+}
+
+const jobs = new Map<number, Job>();
+/** One read buffer, reused: hash.update has consumed it before the next read. */
+const buffer = Buffer.allocUnsafe(1024 * 1024);
+
+function advance(job: Job, upTo: number): void {
+  if (job.failed || job.hashed >= upTo) return;
+  try {
+    // Opened per step, never held: a worker that is terminated leaves no descriptor behind.
+    const fd = openSync(job.path, "r");
+    try {
+      while (job.hashed < upTo) {
+        const read = readSync(fd, buffer, 0, Math.min(buffer.length, upTo - job.hashed), job.hashed);
+        if (read === 0) throw new Error(`${job.path} ends at ${job.hashed} bytes, before ${upTo}`);
+        job.hash.update(buffer.subarray(0, read));
+        job.hashed += read;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    job.failed = error as NodeJS.ErrnoException;
+  }
+}
+
+function answer(id: number, job: Job | undefined): HashReply {
+  if (!job) return { id, error: `hash ${id} was dropped`, code: undefined };
+  if (job.failed) return { id, error: job.failed.message, code: job.failed.code };
+  return { id, digest: job.hash.digest("hex") };
+}
+
+// Loaded on the main thread too (dist/'s every-module-loads test): there it does nothing.
+parentPort?.on("message", (request: HashRequest) => {
+  const job = jobs.get(request.id);
+  if (request.kind === "start") {
+    jobs.set(request.id, { path: request.path, hash: createHash(request.algorithm).update(request.prefix), hashed: 0 });
+  } else if (request.kind === "drop") {
+    jobs.delete(request.id);
+  } else {
+    if (job) advance(job, request.upTo);
+    if (!request.digest) return;
+    jobs.delete(request.id);
+    parentPort?.postMessage(answer(request.id, job));
+  }
+});

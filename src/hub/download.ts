@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { Transform } from "node:stream";
 import { hostname } from "node:os";
@@ -11,6 +10,7 @@ import { isAlive } from "../pipeline/lock.ts";
 import { Semaphore } from "../common/semaphore.ts";
 import { testHashStepBytes, testPartBytes } from "../common/test-hooks.ts";
 import { type FileHash, HashThread, hashStepBytes } from "./file-hash.ts";
+import { BatchedFileWriter, writeBatchBytes } from "./file-writer.ts";
 import { blobLinkTarget, blobPath, refPath, refuseUnsafeListing, repoFolder, snapshotDir } from "./cache.ts";
 import {
   defaultPartBytes,
@@ -235,7 +235,8 @@ async function fetchBlob(client: Hub, req: DownloadRequest, file: RepoFile, shar
 
 /** The hash of a complete partial, with its bytes flushed to disk meanwhile. */
 async function syncedDigest(partial: string, hash: FileHash): Promise<string> {
-  const [digest] = await Promise.all([hash.digest(), syncFile(partial)]);
+  const t0 = performance.now();
+  const [digest] = await Promise.all([hash.digest().then((d) => { if (process.env.TT) console.error(`T digest ${(performance.now() - t0).toFixed(0)} ms at ${(performance.now()/1000).toFixed(2)}`); return d; }), syncFile(partial).then(() => process.env.TT && console.error(`T fsync ${(performance.now() - t0).toFixed(0)} ms`))]);
   return digest;
 }
 
@@ -298,7 +299,8 @@ async function transfer(
   let received = 0;
   let oversized = false;
   const body = response.body;
-  const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644, highWaterMark: Number(process.env.HWM ?? 16384) });
+  // Batches no larger than a hashing step, so the thread is told as often as it asks.
+  const out = new BatchedFileWriter(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644, batchBytes: Math.min(writeBatchBytes, hashes.stepBytes) });
   const counting = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       // More than promised: stop reading; the caller reports it.

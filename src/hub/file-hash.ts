@@ -26,7 +26,8 @@ export interface FileHash {
  * thread starts with the first file to hash; `close` ends it.
  */
 export class HashThread {
-  readonly #stepBytes: number;
+  /** Bytes on disk that pile up before the thread is told of them. */
+  readonly stepBytes: number;
   #worker: Worker | undefined;
   #nextId = 1;
   /** Digests asked for and not yet answered. */
@@ -35,7 +36,7 @@ export class HashThread {
   #broken: Error | undefined;
 
   constructor(stepBytes: number) {
-    this.#stepBytes = stepBytes;
+    this.stepBytes = stepBytes;
   }
 
   /** Hashes `path` as the caller reports its bytes on disk: sha256 for LFS files, the git blob sha1 otherwise. */
@@ -45,7 +46,7 @@ export class HashThread {
     let told = 0;
     return {
       advance: (upTo) => {
-        if (upTo - told < this.#stepBytes) return;
+        if (upTo - told < this.stepBytes) return;
         told = upTo;
         this.#post({ kind: "advance", id, upTo, digest: false });
       },

@@ -5,8 +5,9 @@
  * thread the two take turns, and sha256 costs about as much CPU as the receive path itself.
  *
  * Written by hand: there is no library for "hash a file that is still growing" in a thread, and
- * this is a loop of reads into hash.update. Kept free of logic worth a test of its own (mutants
- * here would run in a thread Stryker cannot switch them on in); file-hash.ts decides what to hash.
+ * this is a loop of reads into hash.update. `HashJobs` holds all of it and is tested on the main
+ * thread (test/unit/hub/hash-worker.test.ts), where Stryker can switch its mutants on; the thread
+ * only passes messages to it.
  */
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
@@ -27,32 +28,63 @@ export type HashReply =
 interface Job {
   readonly path: string;
   readonly hash: Hash;
+  /** Bytes from the start of the file that are in the hash: each byte goes in once, in order. */
   hashed: number;
   /** Why hashing it stopped: answered when its digest is asked for. */
   failed?: NodeJS.ErrnoException;
 }
 
-const jobs = new Map<number, Job>();
-/** One read buffer, reused: hash.update has consumed it before the next read. */
-const buffer = Buffer.allocUnsafe(1024 * 1024);
+/** The files being hashed, by id: what the thread does with each message. */
+export class HashJobs {
+  readonly #jobs = new Map<number, Job>();
+  /** One read buffer, reused: hash.update has consumed it before the next read. */
+  readonly #buffer: Buffer;
 
-function advance(job: Job, upTo: number): void {
-  if (job.failed || job.hashed >= upTo) return;
-  try {
-    // Opened per step, never held: a worker that is terminated leaves no descriptor behind.
-    const fd = openSync(job.path, "r");
-    try {
-      while (job.hashed < upTo) {
-        const read = readSync(fd, buffer, 0, Math.min(buffer.length, upTo - job.hashed), job.hashed);
-        if (read === 0) throw new Error(`${job.path} ends at ${job.hashed} bytes, before ${upTo}`);
-        job.hash.update(buffer.subarray(0, read));
-        job.hashed += read;
-      }
-    } finally {
-      closeSync(fd);
+  constructor(readBytes = 1024 * 1024) {
+    this.#buffer = Buffer.allocUnsafe(readBytes);
+  }
+
+  /** Handles one request; a digest request gets its answer back. */
+  handle(request: HashRequest): HashReply | undefined {
+    const job = this.#jobs.get(request.id);
+    if (request.kind === "start") {
+      this.#jobs.set(request.id, { path: request.path, hash: createHash(request.algorithm).update(request.prefix), hashed: 0 });
+      return undefined;
     }
-  } catch (error) {
-    job.failed = error as NodeJS.ErrnoException;
+    if (request.kind === "drop") {
+      this.#jobs.delete(request.id);
+      return undefined;
+    }
+    if (job) this.#advance(job, request.upTo);
+    if (!request.digest) return undefined;
+    this.#jobs.delete(request.id);
+    return answer(request.id, job);
+  }
+
+  /** Files still followed (started, and neither dropped nor answered). */
+  get size(): number {
+    return this.#jobs.size;
+  }
+
+  /** Hashes the job's file from where it stopped up to `upTo`, reading what is on disk now. */
+  #advance(job: Job, upTo: number): void {
+    if (job.failed || job.hashed >= upTo) return;
+    try {
+      // Opened per step, never held: a thread that is terminated leaves no descriptor behind.
+      const fd = openSync(job.path, "r");
+      try {
+        while (job.hashed < upTo) {
+          const read = readSync(fd, this.#buffer, 0, Math.min(this.#buffer.length, upTo - job.hashed), job.hashed);
+          if (read === 0) throw new Error(`${job.path} ends at ${job.hashed} bytes, before ${upTo}`);
+          job.hash.update(this.#buffer.subarray(0, read));
+          job.hashed += read;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      job.failed = error as NodeJS.ErrnoException;
+    }
   }
 }
 
@@ -62,17 +94,12 @@ function answer(id: number, job: Job | undefined): HashReply {
   return { id, digest: job.hash.digest("hex") };
 }
 
-// Loaded on the main thread too (dist/'s every-module-loads test): there it does nothing.
-parentPort?.on("message", (request: HashRequest) => {
-  const job = jobs.get(request.id);
-  if (request.kind === "start") {
-    jobs.set(request.id, { path: request.path, hash: createHash(request.algorithm).update(request.prefix), hashed: 0 });
-  } else if (request.kind === "drop") {
-    jobs.delete(request.id);
-  } else {
-    if (job) advance(job, request.upTo);
-    if (!request.digest) return;
-    jobs.delete(request.id);
-    parentPort?.postMessage(answer(request.id, job));
-  }
-});
+// Loaded on the main thread too (the tests, dist/'s every-module-loads test): there it does nothing.
+if (parentPort) {
+  const port = parentPort;
+  const jobs = new HashJobs();
+  port.on("message", (request: HashRequest) => {
+    const reply = jobs.handle(request);
+    if (reply) port.postMessage(reply);
+  });
+}

@@ -1,9 +1,10 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { open, readFile, rm } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { Transform } from "node:stream";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError } from "../common/errors.ts";
+import { BatchedFileWriter, writeBatchBytes } from "./file-writer.ts";
 import type { HttpAnswer } from "./http.ts";
 
 /**
@@ -135,7 +136,8 @@ export async function fetchRange(
     response.body.destroy();
     throw new RangesUnsupported();
   }
-  const out = createWriteStream(partial, { flags: "r+", start: from });
+  // Batches no larger than a record step, so the record keeps up with what lands.
+  const out = new BatchedFileWriter(partial, { flags: "r+", start: from, batchBytes: Math.max(1, Math.min(writeBatchBytes, Math.floor(record.partBytes / recordsPerRange))) });
   let recorded = out.bytesWritten;
   const save = async () => {
     record.done[index] = from - range.start + out.bytesWritten;

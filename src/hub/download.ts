@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { Transform } from "node:stream";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
@@ -235,8 +234,7 @@ async function fetchBlob(client: Hub, req: DownloadRequest, file: RepoFile, shar
 
 /** The hash of a complete partial, with its bytes flushed to disk meanwhile. */
 async function syncedDigest(partial: string, hash: FileHash): Promise<string> {
-  const t0 = performance.now();
-  const [digest] = await Promise.all([hash.digest().then((d) => { if (process.env.TT) console.error(`T digest ${(performance.now() - t0).toFixed(0)} ms at ${(performance.now()/1000).toFixed(2)}`); return d; }), syncFile(partial).then(() => process.env.TT && console.error(`T fsync ${(performance.now() - t0).toFixed(0)} ms`))]);
+  const [digest] = await Promise.all([hash.digest(), syncFile(partial)]);
   return digest;
 }
 
@@ -299,24 +297,27 @@ async function transfer(
   let received = 0;
   let oversized = false;
   const body = response.body;
-  // Batches no larger than a hashing step, so the thread is told as often as it asks.
-  const out = new BatchedFileWriter(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644, batchBytes: Math.min(writeBatchBytes, hashes.stepBytes) });
-  const counting = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
+  const out = new BatchedFileWriter(partial, {
+    flags: start === 0 ? "w" : "r+",
+    start,
+    mode: 0o644,
+    // Batches no larger than a hashing step, so the thread is told as often as it asks.
+    batchBytes: Math.min(writeBatchBytes, hashes.stepBytes),
+    admit: (chunk, written) => {
       // More than promised: stop reading; the caller reports it.
       if (oversized || start + received + chunk.length > file.size) {
         oversized = true;
         body.destroy();
-        return done();
+        return false;
       }
       received += chunk.length;
       req.onBytes(chunk.length);
       // What the file stream has written is final.
-      progress.hash.advance(start + out.bytesWritten);
-      done(null, chunk);
+      progress.hash.advance(start + written);
+      return true;
     },
   });
-  await writeWhatArrives(body, counting, out);
+  await writeWhatArrives(body, out);
   // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
   // Only a body without Content-Length gets here too long.

@@ -22,6 +22,14 @@ export interface BatchedFileOptions {
   readonly start: number;
   readonly mode?: number;
   readonly batchBytes: number;
+  /**
+   * Asked about each chunk before it is taken (counting, checks, records), with the bytes written
+   * so far: `false` drops it, a
+   * promise holds the stream until it settles, a throw or a rejection fails the stream. Here
+   * rather than in a Transform before the file: one stream hop less for every 64 KiB, which
+   * measured a tenth of the receiving process's CPU.
+   */
+  readonly admit?: (chunk: Buffer, bytesWritten: number) => boolean | Promise<boolean>;
 }
 
 /**
@@ -61,6 +69,18 @@ export class BatchedFileWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = this.#options.admit?.(chunk, this.bytesWritten) ?? true;
+    } catch (error) {
+      return callback(error as Error);
+    }
+    if (verdict === true) return this.#take(chunk, callback);
+    if (verdict === false) return callback();
+    verdict.then((take) => (take ? this.#take(chunk, callback) : callback()), callback);
+  }
+
+  #take(chunk: Buffer, callback: (error?: Error | null) => void): void {
     this.#batch.push(chunk);
     this.#batchLength += chunk.length;
     if (this.#batchLength < this.#options.batchBytes) {

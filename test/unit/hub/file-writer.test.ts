@@ -85,6 +85,68 @@ describe("the batched file stream", () => {
     expect(out.bytesWritten).toBe(body.length);
   });
 
+  it("admit sees each chunk first, with the bytes written so far: false drops it, a promise holds the stream until it settles", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "f");
+    const seen: [string, number][] = [];
+    let release: (take: boolean) => void = () => {};
+    const out = new BatchedFileWriter(path, {
+      flags: "w",
+      start: 0,
+      batchBytes: 2,
+      admit: (chunk, written) => {
+        seen.push([chunk.toString(), written]);
+        if (chunk.toString() === "no") return false;
+        if (chunk.toString().startsWith("wait")) return new Promise<boolean>((resolve) => (release = resolve));
+        return true;
+      },
+    });
+    await written(out, Buffer.from("ab"));
+    await written(out, Buffer.from("no"));
+    let taken = false;
+    const waiting = written(out, Buffer.from("wait")).then(() => (taken = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(taken).toBe(false);
+    release(true);
+    await waiting;
+    const dropped = written(out, Buffer.from("wait-not"));
+    await new Promise((resolve) => setImmediate(resolve));
+    release(false);
+    await dropped;
+    out.end();
+    await once(out, "finish");
+    expect(readFileSync(path, "utf8")).toBe("abwait");
+    expect(seen).toEqual([
+      ["ab", 0],
+      ["no", 2],
+      ["wait", 2],
+      ["wait-not", 6],
+    ]);
+  });
+
+  it("admit that throws or rejects fails the stream with that error; nothing of the chunk is written", async () => {
+    using dir = tempDir();
+    for (const refuse of [() => { throw new Error("too much"); }, () => Promise.reject(new Error("too much"))]) {
+      const path = join(dir.path, `f${Math.random()}`);
+      let first = true;
+      const out = new BatchedFileWriter(path, {
+        flags: "w",
+        start: 0,
+        batchBytes: 1,
+        admit: () => {
+          if (!first) return refuse();
+          first = false;
+          return true;
+        },
+      });
+      await written(out, Buffer.from("ok"));
+      out.write(Buffer.from("bad"));
+      const [error] = (await once(out, "error").catch((e: unknown) => [e])) as [Error];
+      expect(error.message).toBe("too much");
+      expect(readFileSync(path, "utf8")).toBe("ok");
+    }
+  });
+
   it("a folder that is not there: the stream fails with ENOENT", async () => {
     using dir = tempDir();
     const out = new BatchedFileWriter(join(dir.path, "missing", "f"), { flags: "w", start: 0, batchBytes: 4 });

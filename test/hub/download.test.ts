@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../src/hub/download.ts";
+import { HashThread } from "../../src/hub/file-hash.ts";
 import type { RepoFile } from "../../src/hub/hub-client.ts";
 import {
   blobNames,
@@ -19,6 +20,7 @@ import {
   listing,
   worldListing,
   newRun,
+  orphanPartial,
   pick,
   plantPartial,
   servedBytes,
@@ -342,6 +344,65 @@ describe("hashing as the bytes land", () => {
     // No hash mismatch, so no second download.
     expect(run.warnings).toEqual([`${LFS}: transfer cut at 7.0 kB of 58.9 kB, resuming`, `${LFS}: the server ignored the Range request; starting this file over`]);
     expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("the hashing thread's answer is the judge", () => {
+  it("a digest from the thread that is not the listing's: the file is not published, fetched again once, then an error", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const follow = HashThread.prototype.follow;
+    vi.spyOn(HashThread.prototype, "follow").mockImplementation(function (this: HashThread, partial, listed) {
+      const hash = follow.call(this, partial, listed);
+      // The true bytes are on disk; only the thread's answer is wrong.
+      return { ...hash, digest: async () => (await hash.digest()).replace(/^./, (c) => (c === "0" ? "1" : "0")) };
+    });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toMatch(new RegExp(`^${LFS} is corrupt twice over: expected sha256 ${file.oid}, got [0-9a-f]{64} `));
+    expect(run.warnings).toEqual([expect.stringMatching(new RegExp(`^${LFS}: sha256 mismatch \\(got [0-9a-f]{12}\\), downloading it again$`))]);
+    expect(blobNames(cache.path)).toEqual([]);
+    expect(run.done).toEqual([]);
+  });
+
+  it("the thread ends mid-download: the download fails with why, nothing is published, and what arrived is kept to resume from", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", bytesPerSecond: 100_000 }] });
+    const follow = HashThread.prototype.follow;
+    vi.spyOn(HashThread.prototype, "follow").mockImplementation(function (this: HashThread, partial, listed) {
+      const hash = follow.call(this, partial, listed);
+      let ended = false;
+      return {
+        ...hash,
+        advance: (upTo: number) => {
+          hash.advance(upTo);
+          // As if the thread ran out of memory: it is gone once the first bytes are told.
+          if (upTo === 0 || ended) return;
+          ended = true;
+          void this.close();
+        },
+      };
+    });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(/^the hashing thread (was closed|ended \(exit code \d+\))$/);
+    expect(existsSync(blobPath(cache.path, "world/tiny-llama3", file.oid))).toBe(false);
+    const partials = blobNames(cache.path).filter((n) => n.endsWith(".incomplete"));
+    expect(partials).toHaveLength(1);
+    expect(statSync(join(repoFolder(cache.path, "world/tiny-llama3"), "blobs", partials[0] as string)).size).toBe(file.size);
+    expect(run.done).toEqual([]);
+
+    // The next run (a new thread) takes the partial over and publishes it true, fetching nothing more.
+    vi.restoreAllMocks();
+    world.resetScenario();
+    orphanPartial(cache.path, file.oid);
+    const mark = await world.mark();
+    const rerun = newRun(world, cache.path);
+    await downloadToCache(rerun.client, rerun.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+    expect(servedBytes(await world.requestsSince(mark), LFS)).toBe(0);
   });
 });
 

@@ -7,8 +7,12 @@ import type { HashReply, HashRequest } from "./hash-worker.ts";
  */
 export const hashStepBytes = 4 * 1024 * 1024;
 
-/** The worker's own file: `.ts` when run from src/ (tests, bench), `.js` in the built dist/. */
-const workerUrl = new URL(import.meta.url.endsWith(".ts") ? "./hash-worker.ts" : "./hash-worker.js", import.meta.url);
+/**
+ * The worker's own file: src/hub/hash-worker.ts when run from src/ (tests, bench), dist/hub/hash-worker.js
+ * in the package. By way of `..`: in dist/ this code sits in a bundle one folder down
+ * (dist/chunks/ or dist/cli/), and the worker stays a file of its own (scripts/build.ts).
+ */
+const workerUrl = new URL(import.meta.url.endsWith(".ts") ? "../hub/hash-worker.ts" : "../hub/hash-worker.js", import.meta.url);
 
 /** One file's hash, taken by the hashing thread from the file's bytes on disk. */
 export interface FileHash {

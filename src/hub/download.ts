@@ -128,15 +128,23 @@ export async function downloadToCache(client: Hub, req: DownloadRequest): Promis
   refuseUnsafeListing(req.repo, req.commit, req.files);
   const shared: Shared = { owner: partialOwner(), connections: new Semaphore(maxConnections), hashes: new HashThread(testHashStepBytes() ?? hashStepBytes) };
   const queue = [...req.files].sort((a, b) => b.size - a.size);
+  // The first failure, reported once the files already begun have ended: they are published if
+  // true (nothing half-done is left of them), and no other file starts.
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
     for (let file = queue.shift(); file; file = queue.shift()) {
-      let downloaded = false;
-      if (!(await blobComplete(req.cacheDir, req.repo, file))) {
-        await fetchVerified(client, req, file, shared);
-        downloaded = true;
+      try {
+        let downloaded = false;
+        if (!(await blobComplete(req.cacheDir, req.repo, file))) {
+          await fetchVerified(client, req, file, shared);
+          downloaded = true;
+        }
+        await linkSnapshot(req, file);
+        req.onFileDone(file, downloaded);
+      } catch (error) {
+        failure ??= { error };
+        queue.length = 0;
       }
-      await linkSnapshot(req, file);
-      req.onFileDone(file, downloaded);
     }
   };
   try {
@@ -144,6 +152,7 @@ export async function downloadToCache(client: Hub, req: DownloadRequest): Promis
   } finally {
     await shared.hashes.close();
   }
+  if (failure) throw failure.error;
   if (req.revision !== req.commit) {
     await mkdir(dirname(refPath(req.cacheDir, req.repo, req.revision)), { recursive: true });
     // No trailing newline: huggingface_hub writes the bare commit.

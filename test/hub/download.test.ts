@@ -106,6 +106,26 @@ describe("a hash that does not match (case 6)", () => {
     expect(rerun.done).toEqual([{ path, downloaded: true }]);
   });
 
+  it("once a file has failed no other starts; those begun end true and are published, then the error", async () => {
+    using cache = tempCache();
+    const shard = "model-00003-of-00004.safetensors";
+    const inFlight = [LFS, GIT, "model.safetensors.index.json"];
+    const queued = ["config.json", "generation_config.json"];
+    // Largest first: the shard and the three slowed files take the four places; the two small ones wait.
+    const chosen = pick(files, shard, ...inFlight, ...queued);
+    await world.setScenario({
+      rules: [{ match: shard, origin: "cdn", wrongBytes: true }, ...inFlight.map((match) => ({ match, bytesPerSecond: 100_000 }))],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, chosen)));
+    expect(error.message).toMatch(new RegExp(`^${shard} is corrupt twice over`));
+    expect(run.done.map((d) => d.path).sort()).toEqual([...inFlight].sort());
+    expectTrueSnapshot(cache.path, commit, pick(files, ...inFlight));
+    const requested = new Set((await world.requestsSince(mark)).map((r) => r.file));
+    expect(queued.filter((path) => requested.has(path))).toEqual([]);
+  });
+
   it("one flipped byte is fetched again once, with a warning, and ends true", async () => {
     using cache = tempCache();
     const [file] = pick(files, LFS) as [RepoFile];

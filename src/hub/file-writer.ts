@@ -20,6 +20,7 @@ export interface BatchedFileOptions {
   readonly flags: "w" | "r+";
   /** Where in the file the first byte goes. */
   readonly start: number;
+  /** Of a file it makes (less the umask); Node's 0o666 without. */
   readonly mode?: number;
   readonly batchBytes: number;
   /**
@@ -59,7 +60,7 @@ export class BatchedFileWriter extends Writable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    open(this.#path, this.#options.flags, this.#options.mode ?? 0o666).then(
+    open(this.#path, this.#options.flags, this.#options.mode).then(
       (handle) => {
         this.#handle = handle;
         callback();

@@ -27,13 +27,16 @@ describe("the batched file stream", () => {
     // Less than a batch: nothing written yet.
     expect(out.bytesWritten).toBe(0);
     expect(readFileSync(path, "utf8")).toBe("");
-    await written(out, Buffer.from("89ab"));
-    expect(out.bytesWritten).toBe(12);
-    expect(readFileSync(path, "utf8")).toBe("0123456789ab");
-    out.end(Buffer.from("cd"));
+    // Exactly a batch: written.
+    await written(out, Buffer.from("89"));
+    expect(out.bytesWritten).toBe(10);
+    expect(readFileSync(path, "utf8")).toBe("0123456789");
+    await written(out, Buffer.from("abcdefghijkl"));
+    expect(out.bytesWritten).toBe(22);
+    out.end(Buffer.from("mn"));
     await once(out, "finish");
-    expect(out.bytesWritten).toBe(14);
-    expect(readFileSync(path, "utf8")).toBe("0123456789abcd");
+    expect(out.bytesWritten).toBe(24);
+    expect(readFileSync(path, "utf8")).toBe("0123456789abcdefghijklmn");
   });
 
   it("r+ from an offset writes over those bytes only", async () => {

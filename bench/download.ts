@@ -84,6 +84,7 @@ try {
   const names = ["llama3-trt (sha256, into the cache)", "curl one by one + openssl dgst", "  curl one by one", "  openssl dgst -sha256", `curl --parallel-max ${concurrentFiles}`];
   const results: Measured[][] = names.map(() => []);
   const threads: Map<string, number>[] = [];
+  const tails: number[] = [];
   console.log(
     `${lfs.length} LFS files of ${files.length}, ${(bytes / 2 ** 20).toFixed(0)} MiB from the local Hub stand-in` +
       (capMegabytesPerSecond === undefined ? ", uncapped" : `, each connection capped at ${capMegabytesPerSecond} MB/s`) +
@@ -92,6 +93,8 @@ try {
   for (let round = 1; round <= rounds; round++) {
     const cacheDir = join(scratch, `hub-${round}`);
     const threadsBefore = threadCpuSeconds();
+    let received = 0;
+    let mostIn = 0;
     const ours = await measured("self", () =>
       downloadToCache(client, {
         repo: GATED_REPO_ID,
@@ -100,11 +103,17 @@ try {
         files,
         cacheDir,
         signal: new AbortController().signal,
-        onBytes: () => {},
+        onBytes: (n) => {
+          received += n;
+          if (received >= 0.99 * bytes && mostIn === 0) mostIn = performance.now();
+        },
         onFileDone: () => {},
         warn: (m) => console.warn(m),
       }),
     );
+    // What is left once 99 % of the bytes are in (the small files come last): the last
+    // hashing, the fsyncs, the renames and links, and the small files.
+    tails.push((performance.now() - mostIn) / 1000);
     threads.push(threadShares(threadsBefore, threadCpuSeconds(), ours.cpu));
     rmSync(cacheDir, { recursive: true, force: true });
 
@@ -120,7 +129,7 @@ try {
     for (const output of outputs) rmSync(output, { force: true });
     const careful = { seconds: curlSequential.seconds + openssl.seconds, cpu: curlSequential.cpu + openssl.cpu, serverCpu: curlSequential.serverCpu + openssl.serverCpu };
     [ours, careful, curlSequential, openssl, curlParallel].forEach((m, i) => results[i]?.push(m));
-    console.log(`round ${round} of ${rounds}; load average ${loadAverage()}`);
+    console.log(`round ${round} of ${rounds}; load average ${loadAverage()}; llama3-trt took ${(tails.at(-1) as number).toFixed(2)} s after 99 % of the bytes were in`);
     names.forEach((name, i) => console.log(line(name, results[i]?.at(-1) as Measured)));
     console.log(`  ratio to (curl + openssl) ${(careful.seconds / ours.seconds).toFixed(2)}, to curl one by one ${(curlSequential.seconds / ours.seconds).toFixed(2)}`);
   }
@@ -138,6 +147,7 @@ try {
   ratio("(curl + openssl)", 1);
   ratio("curl one by one", 2);
   ratio(`curl --parallel-max ${concurrentFiles}`, 4);
+  console.log(`llama3-trt after 99 % of the bytes were in (the last hashing, fsync, rename; median): ${median(tails).toFixed(2)} s`);
   const kinds = [...new Set(threads.flatMap((t) => [...t.keys()]))];
   console.log(
     `llama3-trt CPU by thread (median, s/GiB): ${kinds.map((k) => `${k} ${(median(threads.map((t) => t.get(k) ?? 0)) / gib).toFixed(2)}`).join(", ")}`,

@@ -4,7 +4,7 @@
  * wrong is answered with the reason when the digest is asked for.
  */
 import { createHash } from "node:crypto";
-import { readdirSync, writeFileSync } from "node:fs";
+import { fstatSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { HashJobs } from "../../../src/hub/hash-worker.ts";
@@ -103,6 +103,28 @@ describe("the hashing thread's jobs", () => {
     // Told more: nothing to hash it into.
     expect(jobs.handle(advance(7, 3))).toBeUndefined();
     expect(jobs.handle(advance(7, 3, true))).toEqual({ id: 7, error: "hash 7 was dropped", code: undefined });
+  });
+
+  it("flushes a file to the disk each time another `syncBytes` of it is hashed, with the file open for it", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "f");
+    writeFileSync(path, Buffer.alloc(40, 1));
+    const synced: number[] = [];
+    // What was hashed when each flush came, and that it came with a descriptor of the file.
+    let hashedSoFar = 0;
+    const jobs = new HashJobs(4, 10, (fd) => {
+      expect(fstatSync(fd).size).toBe(40);
+      synced.push(hashedSoFar);
+    });
+    jobs.handle(start(1, path));
+    for (const upTo of [5, 10, 15, 20, 25, 32]) {
+      hashedSoFar = upTo;
+      jobs.handle(advance(1, upTo));
+    }
+    expect(synced).toEqual([10, 20, 32]);
+    expect(jobs.handle(advance(1, 40, true))).toEqual({ id: 1, digest: sha256(Buffer.alloc(40, 1)) });
+    // 40 is 8 past the last flush: none more.
+    expect(synced).toEqual([10, 20, 32]);
   });
 
   it("holds no file open between steps", () => {

@@ -40,6 +40,16 @@ export function testPartBytes(): number | undefined {
 }
 
 /**
+ * Test-only: LLAMA3_TRT_TEST_HASH_STEP_BYTES tells the downloader's hashing thread about new
+ * bytes on disk every that many bytes (4 MiB for real), so that the tests' small files are
+ * hashed as they land rather than all at the end.
+ */
+export function testHashStepBytes(): number | undefined {
+  const value = Number(env.LLAMA3_TRT_TEST_HASH_STEP_BYTES);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+/**
  * Test-only: LLAMA3_TRT_TEST_TEMP_RANDOM=<12 hex digits> makes the first temp file of every atomic
  * write `.<name>.<those digits>.tmp`, so that a test driving the CLI as a subprocess can plant a
  * symlink at that exact name beforehand and check it is neither followed nor overwritten (case

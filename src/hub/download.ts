@@ -1,7 +1,5 @@
-import { createHash, type Hash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { Transform } from "node:stream";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
@@ -9,7 +7,9 @@ import { FailedError, InterruptedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
 import { isAlive } from "../pipeline/lock.ts";
 import { Semaphore } from "../common/semaphore.ts";
-import { testPartBytes } from "../common/test-hooks.ts";
+import { testHashStepBytes, testPartBytes } from "../common/test-hooks.ts";
+import { type FileHash, HashThread, hashStepBytes } from "./file-hash.ts";
+import { BatchedFileWriter, writeBatchBytes } from "./file-writer.ts";
 import { blobLinkTarget, blobPath, refPath, refuseUnsafeListing, repoFolder, snapshotDir } from "./cache.ts";
 import {
   defaultPartBytes,
@@ -126,21 +126,33 @@ function partBytes(): number {
  */
 export async function downloadToCache(client: Hub, req: DownloadRequest): Promise<void> {
   refuseUnsafeListing(req.repo, req.commit, req.files);
-  const owner = partialOwner();
-  const connections = new Semaphore(maxConnections);
+  const shared: Shared = { owner: partialOwner(), connections: new Semaphore(maxConnections), hashes: new HashThread(testHashStepBytes() ?? hashStepBytes) };
   const queue = [...req.files].sort((a, b) => b.size - a.size);
+  // The first failure, reported once the files already begun have ended: they are published if
+  // true (nothing half-done is left of them), and no other file starts.
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
     for (let file = queue.shift(); file; file = queue.shift()) {
-      let downloaded = false;
-      if (!(await blobComplete(req.cacheDir, req.repo, file))) {
-        await fetchVerified(client, req, file, owner, connections);
-        downloaded = true;
+      try {
+        let downloaded = false;
+        if (!(await blobComplete(req.cacheDir, req.repo, file))) {
+          await fetchVerified(client, req, file, shared);
+          downloaded = true;
+        }
+        await linkSnapshot(req, file);
+        req.onFileDone(file, downloaded);
+      } catch (error) {
+        failure ??= { error };
+        queue.length = 0;
       }
-      await linkSnapshot(req, file);
-      req.onFileDone(file, downloaded);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrentFiles, queue.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrentFiles, queue.length) }, worker));
+  } finally {
+    await shared.hashes.close();
+  }
+  if (failure) throw failure.error;
   if (req.revision !== req.commit) {
     await mkdir(dirname(refPath(req.cacheDir, req.repo, req.revision)), { recursive: true });
     // No trailing newline: huggingface_hub writes the bare commit.
@@ -148,13 +160,22 @@ export async function downloadToCache(client: Hub, req: DownloadRequest): Promis
   }
 }
 
+/** What the files of one download share. */
+interface Shared {
+  /** Whose partial files these are (partialOwner). */
+  readonly owner: string;
+  readonly connections: Semaphore;
+  /** The thread that hashes every file as it lands. */
+  readonly hashes: HashThread;
+}
+
 /** A wrong hash gets one fresh download (a flipped bit in transit); a second wrong hash is an error. */
-async function fetchVerified(client: Hub, req: DownloadRequest, file: RepoFile, owner: string, connections: Semaphore): Promise<void> {
+async function fetchVerified(client: Hub, req: DownloadRequest, file: RepoFile, shared: Shared): Promise<void> {
   const kind = file.lfs ? "sha256" : "git sha1";
-  const first = await fetchBlob(client, req, file, owner, connections);
+  const first = await fetchBlob(client, req, file, shared);
   if (!first) return;
   req.warn(`${file.path}: ${kind} mismatch (got ${first.slice(0, 12)}), downloading it again`);
-  const second = await fetchBlob(client, req, file, owner, connections);
+  const second = await fetchBlob(client, req, file, shared);
   if (!second) return;
   throw new FailedError(
     `${file.path} is corrupt twice over: expected ${kind} ${file.oid}, got ${second} ` +
@@ -167,32 +188,26 @@ async function fetchVerified(client: Hub, req: DownloadRequest, file: RepoFile, 
  * one, retrying a cut transfer from the bytes it has, and renames it to `blobs/<oid>` only once
  * size and hash are right. Returns the wrong digest on a hash mismatch (the partial is deleted).
  */
-async function fetchBlob(
-  client: Hub,
-  req: DownloadRequest,
-  file: RepoFile,
-  owner: string,
-  connections: Semaphore,
-): Promise<string | undefined> {
+async function fetchBlob(client: Hub, req: DownloadRequest, file: RepoFile, shared: Shared): Promise<string | undefined> {
   const target = blobPath(req.cacheDir, req.repo, file.oid);
-  const partial = `${target}.${owner}.incomplete`;
+  const partial = `${target}.${shared.owner}.incomplete`;
   await mkdir(dirname(target), { recursive: true });
   await adoptDeadPartial(req, file, partial);
   if (splitIntoRanges(file.size, partBytes())) {
-    const result = await fetchInRanges(client, req, file, partial, connections);
+    const result = await fetchInRanges(client, req, file, partial, shared);
     if (result !== "ranges-unsupported") return result;
   }
 
-  const progress: Progress = { hash: newHash(file), size: 0 };
-  progress.size = await hashExisting(partial, progress.hash);
+  // An adopted partial's bytes are hashed once the first transfer tells the thread they are there.
+  const progress: Progress = { hash: shared.hashes.follow(partial, file), size: await sizeOnDisk(partial) };
   let warnedRange = false;
   let attemptsWithoutProgress = 0;
   try {
     while (progress.size < file.size) {
       const before = progress.size;
       try {
-        await connections.use(() =>
-          transfer(client, req, file, partial, progress, () => {
+        await shared.connections.use(() =>
+          transfer(client, req, file, partial, progress, shared.hashes, () => {
             if (!warnedRange) req.warn(`${file.path}: the server ignored the Range request; starting this file over`);
             warnedRange = true;
           }),
@@ -215,16 +230,21 @@ async function fetchBlob(
     }
     // An empty file never went through a transfer: make it exist before publishing it.
     if (file.size === 0) await writeFile(partial, "");
-    await syncFile(partial);
   } catch (error) {
+    progress.hash.drop();
     // A copy of another length is not the listed file: nothing of it is kept. Anything else
     // leaves a good prefix to resume from.
     if (!(error instanceof SizeMismatch)) throw error;
     await rm(partial, { force: true });
     throw consistencyError(client, file, error);
   }
+  return publishIfTrue(req, file, partial, await syncedDigest(partial, progress.hash));
+}
 
-  return publishIfTrue(req, file, partial, progress.hash.digest("hex"));
+/** The hash of a complete partial, with its bytes flushed to disk meanwhile. */
+async function syncedDigest(partial: string, hash: FileHash): Promise<string> {
+  const [digest] = await Promise.all([hash.digest(), syncFile(partial)]);
+  return digest;
 }
 
 /**
@@ -243,22 +263,17 @@ async function publishIfTrue(req: DownloadRequest, file: RepoFile, partial: stri
   return undefined;
 }
 
-/** What a partial file holds so far: its length and the hash of those bytes. */
+/** What a partial file holds so far: its length, and the hash that follows those bytes. */
 interface Progress {
-  hash: Hash;
+  hash: FileHash;
   size: number;
 }
 
-/** The hash the Hub names a blob by: sha256 for LFS files, the git blob sha1 otherwise. */
-function newHash(file: RepoFile): Hash {
-  return file.lfs ? createHash("sha256") : createHash("sha1").update(`blob ${file.size}\0`);
-}
-
 /**
- * One GET from `progress.size` on, piped into the file at that offset with backpressure, hashing
- * on the way. When the connection drops, what was received is still written out before the
- * count is taken, so the hash and the file stay in step and the resume loses nothing; the caller
- * sees from `progress` whether the file is complete.
+ * One GET from `progress.size` on, piped into the file at that offset with backpressure, the
+ * hashing thread told as the bytes land. When the connection drops, what was received is still
+ * written out before the count is taken, so the hash and the file stay in step and the resume
+ * loses nothing; the caller sees from `progress` whether the file is complete.
  */
 async function transfer(
   client: Hub,
@@ -266,6 +281,7 @@ async function transfer(
   file: RepoFile,
   partial: string,
   progress: Progress,
+  hashes: HashThread,
   onRangeIgnored: () => void,
 ): Promise<void> {
   const headers: Record<string, string> = progress.size > 0 ? { range: `bytes=${progress.size}-` } : {};
@@ -282,29 +298,35 @@ async function transfer(
   if (progress.size > 0 && response.status !== 206) {
     // A server that ignores Range sends the whole body: keeping the prefix would double it (H4).
     onRangeIgnored();
-    progress.hash = newHash(file);
+    progress.hash.drop();
+    progress.hash = hashes.follow(partial, file);
     progress.size = 0;
   }
   const start = progress.size;
   let received = 0;
   let oversized = false;
   const body = response.body;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
+  const out = new BatchedFileWriter(partial, {
+    flags: start === 0 ? "w" : "r+",
+    start,
+    mode: 0o644,
+    // Batches no larger than a hashing step, so the thread is told as often as it asks.
+    batchBytes: Math.min(writeBatchBytes, hashes.stepBytes),
+    admit: (chunk, written) => {
       // More than promised: stop reading; the caller reports it.
       if (oversized || start + received + chunk.length > file.size) {
         oversized = true;
         body.destroy();
-        return done();
+        return false;
       }
       received += chunk.length;
-      progress.hash.update(chunk);
       req.onBytes(chunk.length);
-      done(null, chunk);
+      // What the file stream has written is final.
+      progress.hash.advance(start + written);
+      return true;
     },
   });
-  const out = createWriteStream(partial, { flags: start === 0 ? "w" : "r+", start, mode: 0o644 });
-  await writeWhatArrives(body, hashing, out);
+  await writeWhatArrives(body, out);
   // What arrived is in the file by now, whatever ended the transfer.
   progress.size = start + received;
   // Only a body without Content-Length gets here too long.
@@ -360,20 +382,22 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
 }
 
 /**
- * A large file in ranges, several at once, each retried from the bytes it has. The hash is
- * taken once all are in, by reading the file back. Returns the wrong digest on a mismatch, or
- * "ranges-unsupported" when the server ignores Range (the caller then fetches it whole).
+ * A large file in ranges, several at once, each retried from the bytes it has. The hashing
+ * thread follows the ranges done from the start of the file, so little is left to hash once the
+ * last is in. Returns the wrong digest on a mismatch, or "ranges-unsupported" when the server
+ * ignores Range (the caller then fetches it whole).
  */
 async function fetchInRanges(
   client: Hub,
   req: DownloadRequest,
   file: RepoFile,
   partial: string,
-  connections: Semaphore,
+  shared: Shared,
 ): Promise<string | undefined | "ranges-unsupported"> {
   const bytesPerPart = partBytes();
   const ranges = splitIntoRanges(file.size, bytesPerPart) as Range[];
   const record = (await readParts(partial, file.size, bytesPerPart)) ?? (await startFromPrefix(partial, file.size, bytesPerPart));
+  const hash = shared.hashes.follow(partial, file);
   const url = fileUrl(client, req, file);
   const what = fileWhat(req, file);
   const kept = () => formatBytes(record.done.reduce((n, d) => n + d, 0));
@@ -384,11 +408,14 @@ async function fetchInRanges(
     while ((record.done[index] as number) < range.end - range.start) {
       const before = record.done[index] as number;
       try {
-        await connections.use(() => fetchRange(partial, record, index, (headers) => client.request(url, what, headers), req.onBytes));
+        await shared.connections.use(() => fetchRange(partial, record, index, (headers) => client.request(url, what, headers), req.onBytes));
         continue;
       } catch (error) {
         if (req.signal.aborted) throw error;
         if (!(error instanceof RangeCut)) throw diskFull(error, file, partial, record.done.reduce((n, d) => n + d, 0)) ?? error;
+      } finally {
+        // However it ended, what the record has is on disk.
+        hash.advance(doneFromStart(record));
       }
       attemptsWithoutProgress = (record.done[index] as number) > before ? 0 : attemptsWithoutProgress + 1;
       if (attemptsWithoutProgress >= maxAttemptsWithoutProgress) {
@@ -403,6 +430,7 @@ async function fetchInRanges(
   // Every range settles before anything is decided, so none is still writing into the partial.
   const failed = (await Promise.allSettled(ranges.map((_, index) => fetchOne(index)))).find((r) => r.status === "rejected");
   if (failed) {
+    hash.drop();
     const error: unknown = failed.reason;
     // Counted once every range has saved what it has.
     if (req.signal.aborted) throw new InterruptedError(`interrupted; ${kept()} of ${file.path} kept, rerun to resume`, { cause: error });
@@ -413,10 +441,19 @@ async function fetchInRanges(
     req.warn(`${file.path}: the server does not serve byte ranges; fetching it whole`);
     return "ranges-unsupported";
   }
-  await syncFile(partial);
-  const digest = await hashFile(partial, newHash(file));
+  const digest = await syncedDigest(partial, hash);
   await removeParts(partial);
   return publishIfTrue(req, file, partial, digest);
+}
+
+/** Bytes on record from the start of the file without a gap: what may be hashed so far. */
+function doneFromStart(record: PartsRecord): number {
+  let bytes = 0;
+  for (const done of record.done) {
+    bytes += done;
+    if (done < record.partBytes) break;
+  }
+  return bytes;
 }
 
 /** Begins a ranged download, keeping the prefix a whole-file download (or a dead run) left. */
@@ -454,13 +491,6 @@ function exists(path: string): Promise<boolean> {
 
 async function sizeOnDisk(path: string): Promise<number> {
   return stat(path).then((s) => s.size, () => 0);
-}
-
-/** Feeds an adopted partial's bytes (never more than the file has) to the hash; returns its size. */
-async function hashExisting(path: string, hash: Hash): Promise<number> {
-  const size = await sizeOnDisk(path);
-  if (size > 0) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return size;
 }
 
 function diskFull(error: unknown, file: RepoFile, partial: string, size: number): FailedError | undefined {

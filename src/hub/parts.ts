@@ -1,9 +1,9 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { open, readFile, rm } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
-import { Transform } from "node:stream";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError } from "../common/errors.ts";
+import { BatchedFileWriter, writeBatchBytes } from "./file-writer.ts";
 import type { HttpAnswer } from "./http.ts";
 
 /**
@@ -135,56 +135,55 @@ export async function fetchRange(
     response.body.destroy();
     throw new RangesUnsupported();
   }
-  const out = createWriteStream(partial, { flags: "r+", start: from });
-  let recorded = out.bytesWritten;
-  const save = async () => {
-    record.done[index] = from - range.start + out.bytesWritten;
-    recorded = out.bytesWritten;
+  let recorded = 0;
+  const save = async (written: number) => {
+    record.done[index] = from - range.start + written;
+    recorded = written;
     await saveRecord(partial, record);
   };
   let received = 0;
-  const counting = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
+  const out = new BatchedFileWriter(partial, {
+    flags: "r+",
+    start: from,
+    // Batches no larger than a record step, so the record keeps up with what lands.
+    batchBytes: Math.max(1, Math.min(writeBatchBytes, Math.floor(record.partBytes / recordsPerRange))),
+    admit: (chunk, written) => {
       received += chunk.length;
-      if (from + received > range.end) return done(new FailedError("the server sent more than the range asked for"));
+      if (from + received > range.end) throw new FailedError("the server sent more than the range asked for");
       onBytes(chunk.length);
       // Record now and then what has certainly reached the file.
-      if (out.bytesWritten - recorded >= record.partBytes / recordsPerRange) {
-        save().then(() => done(null, chunk), done);
-        return;
-      }
-      done(null, chunk);
+      if (written - recorded >= record.partBytes / recordsPerRange) return save(written).then(() => true);
+      return true;
     },
   });
   try {
-    await writeWhatArrives(response.body, counting, out);
+    await writeWhatArrives(response.body, out);
   } finally {
-    await save();
+    await save(out.bytesWritten);
   }
   if (from + received < range.end) throw new RangeCut();
 }
 
 /**
- * Pipes an answer's body through `through` into the file stream `out`, and resolves once the
- * file stream has written all of it. A body that fails (a cut connection) ends the file stream
- * rather than destroying it, so every byte that arrived is in the file before the caller counts.
- * Rejects when the file or `through` fails (ENOSPC, too many bytes), and then drops the body.
+ * Pipes an answer's body into the file stream `out`, and resolves once the file stream has
+ * written all of it. A body that fails (a cut connection) ends the file stream rather than
+ * destroying it, so every byte that arrived is in the file before the caller counts. Rejects when
+ * the file stream fails (ENOSPC, a chunk it refused), and then drops the body.
  */
-export function writeWhatArrives(body: Readable, through: Transform, out: Writable): Promise<void> {
+export function writeWhatArrives(body: Readable, out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (error: unknown) => {
       body.destroy();
       out.destroy();
       reject(error);
     };
-    // A cut body errors, then closes: pipe() leaves `through` open then, so end it here. After a
+    // A cut body errors, then closes: pipe() leaves `out` open then, so end it here. After a
     // complete body pipe() has ended it already, and a second end() does nothing.
     body.on("error", () => {});
-    body.once("close", () => through.end());
+    body.once("close", () => out.end());
     out.once("finish", () => resolve());
     out.on("error", fail);
-    through.on("error", fail);
-    body.pipe(through).pipe(out);
+    body.pipe(out);
   });
 }
 

@@ -6,10 +6,14 @@
  * dist/ resolves to a file that is there, every module loads, and every command's lazy import()
  * is a chunk of its own (the everyday commands load only what they use).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/tmp.ts";
 
 const dist = fileURLToPath(new URL("../../dist", import.meta.url));
 const files = existsSync(dist) ? readdirSync(dist, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js")) : [];
@@ -49,5 +53,29 @@ describe("the shipped dist/", () => {
 
   it("every module of it loads", async () => {
     for (const file of files) await import(pathToFileURL(join(dist, file)).href);
+  });
+
+  it("every worker file a bundle names (new URL(…, import.meta.url)) is there, and the hashing thread runs from it", async () => {
+    const named = files.flatMap((file) =>
+      [...readFileSync(join(dist, file), "utf8").matchAll(/new URL\(([^;]*?),\s*import\.meta\.url\)/g)].flatMap((m) =>
+        [...(m[1] as string).matchAll(/["']([^"']+\.js)["']/g)].map((literal) => resolve(dirname(join(dist, file)), literal[1] as string)),
+      ),
+    );
+    const hashWorker = join(dist, "hub/hash-worker.js");
+    expect(named).toContain(hashWorker);
+    expect(named.filter((path) => !existsSync(path))).toEqual([]);
+
+    using dir = tempDir();
+    const path = join(dir.path, "f");
+    writeFileSync(path, "hello");
+    const worker = new Worker(hashWorker);
+    try {
+      worker.postMessage({ kind: "start", id: 1, path, algorithm: "sha256", prefix: "" });
+      worker.postMessage({ kind: "advance", id: 1, upTo: 5, digest: true });
+      const [reply] = (await once(worker, "message")) as [unknown];
+      expect(reply).toEqual({ id: 1, digest: createHash("sha256").update("hello").digest("hex") });
+    } finally {
+      await worker.terminate();
+    }
   });
 });

@@ -5,10 +5,11 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import { contentMatches, downloadToCache, missingBytes } from "../../src/hub/download.ts";
+import { HashThread } from "../../src/hub/file-hash.ts";
 import type { RepoFile } from "../../src/hub/hub-client.ts";
 import {
   blobNames,
@@ -19,6 +20,7 @@ import {
   listing,
   worldListing,
   newRun,
+  orphanPartial,
   pick,
   plantPartial,
   servedBytes,
@@ -27,6 +29,7 @@ import {
   tempCache,
   tree,
   endRuns,
+  watchHashing,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -42,6 +45,11 @@ beforeAll(async () => {
   ({ commit, files } = worldListing(world));
 });
 afterAll(() => world?.close());
+// The hashing thread is told of every 1000 bytes on disk (4 MiB for real), so that these small
+// files are hashed as they land, as large ones are, in every case below.
+beforeEach(() => {
+  vi.stubEnv("LLAMA3_TRT_TEST_HASH_STEP_BYTES", "1000");
+});
 afterEach(() => {
   endRuns();
   world.resetScenario();
@@ -96,6 +104,26 @@ describe("a hash that does not match (case 6)", () => {
     expectTrueSnapshot(cache.path, commit, [file]);
     expect(servedBytes(await world.requestsSince(mark), path)).toBe(file.size);
     expect(rerun.done).toEqual([{ path, downloaded: true }]);
+  });
+
+  it("once a file has failed no other starts; those begun end true and are published, then the error", async () => {
+    using cache = tempCache();
+    const shard = "model-00003-of-00004.safetensors";
+    const inFlight = [LFS, GIT, "model.safetensors.index.json"];
+    const queued = ["config.json", "generation_config.json"];
+    // Largest first: the shard and the three slowed files take the four places; the two small ones wait.
+    const chosen = pick(files, shard, ...inFlight, ...queued);
+    await world.setScenario({
+      rules: [{ match: shard, origin: "cdn", wrongBytes: true }, ...inFlight.map((match) => ({ match, bytesPerSecond: 100_000 }))],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, chosen)));
+    expect(error.message).toMatch(new RegExp(`^${shard} is corrupt twice over`));
+    expect(run.done.map((d) => d.path).sort()).toEqual([...inFlight].sort());
+    expectTrueSnapshot(cache.path, commit, pick(files, ...inFlight));
+    const requested = new Set((await world.requestsSince(mark)).map((r) => r.file));
+    expect(queued.filter((path) => requested.has(path))).toEqual([]);
   });
 
   it("one flipped byte is fetched again once, with a warning, and ends true", async () => {
@@ -288,6 +316,113 @@ describe("a server that ignores Range (case 3)", () => {
     expect(run.warnings).toEqual([`${LFS}: the server ignored the Range request; starting this file over`, `${LFS}: transfer cut at 2.0 kB of 58.9 kB, resuming`]);
     expect(statSync(blobPath(cache.path, "world/tiny-llama3", file.oid)).size).toBe(file.size);
     expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("hashing as the bytes land", () => {
+  it("the hashing thread is told of true bytes on disk as they arrive: from a resumed prefix on, and across a cut", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const prefix = 20_000;
+    plantPartial(cache.path, file, world.bytesOf(LFS).subarray(0, prefix));
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", cutAfterBytes: 15_000, bytesPerSecond: 100_000, times: 1 },
+        { match: LFS, origin: "cdn", bytesPerSecond: 100_000 },
+      ],
+    });
+    const watch = watchHashing(world);
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(watch.wrong).toEqual([]);
+    const told = watch.told.get(LFS) ?? [];
+    // The prefix as soon as the first bytes come, then more as they land, in the cut transfer and after it.
+    expect(told[0]).toBe(prefix);
+    expect(told.some((n) => n > prefix && n < prefix + 15_000)).toBe(true);
+    expect(told.some((n) => n > prefix + 15_000 && n < file.size)).toBe(true);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("a server that stops honouring Range: the file and its hash start over together (a bad prefix is not kept in the hash)", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    // Bytes the hash must not keep: they are written over when the file starts over.
+    plantPartial(cache.path, file, Buffer.alloc(5000, "x"));
+    await world.setScenario({
+      rules: [
+        { match: LFS, origin: "cdn", cutAfterBytes: 2000, times: 1 },
+        { match: LFS, origin: "cdn", ignoreRange: true },
+      ],
+    });
+    const mark = await world.mark();
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(bodyRequests(await world.requestsSince(mark), file).map((r) => [r.range, r.status, r.bytesSent])).toEqual([
+      ["bytes=5000-", 206, 2000],
+      ["bytes=7000-", 200, file.size],
+    ]);
+    // No hash mismatch, so no second download.
+    expect(run.warnings).toEqual([`${LFS}: transfer cut at 7.0 kB of 58.9 kB, resuming`, `${LFS}: the server ignored the Range request; starting this file over`]);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+});
+
+describe("the hashing thread's answer is the judge", () => {
+  it("a digest from the thread that is not the listing's: the file is not published, fetched again once, then an error", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const follow = HashThread.prototype.follow;
+    vi.spyOn(HashThread.prototype, "follow").mockImplementation(function (this: HashThread, partial, listed) {
+      const hash = follow.call(this, partial, listed);
+      // The true bytes are on disk; only the thread's answer is wrong.
+      return { ...hash, digest: async () => (await hash.digest()).replace(/^./, (c) => (c === "0" ? "1" : "0")) };
+    });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error).toBeInstanceOf(FailedError);
+    expect(error.message).toMatch(new RegExp(`^${LFS} is corrupt twice over: expected sha256 ${file.oid}, got [0-9a-f]{64} `));
+    expect(run.warnings).toEqual([expect.stringMatching(new RegExp(`^${LFS}: sha256 mismatch \\(got [0-9a-f]{12}\\), downloading it again$`))]);
+    expect(blobNames(cache.path)).toEqual([]);
+    expect(run.done).toEqual([]);
+  });
+
+  it("the thread ends mid-download: the download fails with why, nothing is published, and what arrived is kept to resume from", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", bytesPerSecond: 100_000 }] });
+    const follow = HashThread.prototype.follow;
+    vi.spyOn(HashThread.prototype, "follow").mockImplementation(function (this: HashThread, partial, listed) {
+      const hash = follow.call(this, partial, listed);
+      let ended = false;
+      return {
+        ...hash,
+        advance: (upTo: number) => {
+          hash.advance(upTo);
+          // As if the thread ran out of memory: it is gone once the first bytes are told.
+          if (upTo === 0 || ended) return;
+          ended = true;
+          void this.close();
+        },
+      };
+    });
+    const run = newRun(world, cache.path);
+    const error = await thrown(downloadToCache(run.client, run.request(commit, [file])));
+    expect(error.message).toMatch(/^the hashing thread (was closed|ended \(exit code \d+\))$/);
+    expect(existsSync(blobPath(cache.path, "world/tiny-llama3", file.oid))).toBe(false);
+    const partials = blobNames(cache.path).filter((n) => n.endsWith(".incomplete"));
+    expect(partials).toHaveLength(1);
+    expect(statSync(join(repoFolder(cache.path, "world/tiny-llama3"), "blobs", partials[0] as string)).size).toBe(file.size);
+    expect(run.done).toEqual([]);
+
+    // The next run (a new thread) takes the partial over and publishes it true, fetching nothing more.
+    vi.restoreAllMocks();
+    world.resetScenario();
+    orphanPartial(cache.path, file.oid);
+    const mark = await world.mark();
+    const rerun = newRun(world, cache.path);
+    await downloadToCache(rerun.client, rerun.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file]);
+    expect(servedBytes(await world.requestsSince(mark), LFS)).toBe(0);
   });
 });
 

@@ -9,10 +9,11 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
 import { InterruptedError } from "../../src/common/errors.ts";
 import { blobPath, repoFolder, snapshotDir } from "../../src/hub/cache.ts";
 import type { DownloadRequest } from "../../src/hub/download.ts";
+import { HashThread } from "../../src/hub/file-hash.ts";
 import { HubClient, type RepoFile, type Sleep } from "../../src/hub/hub-client.ts";
 import { type HubEnv, readHubEnv } from "../../src/hub/hub-env.ts";
 import { GRANTED_TOKEN, OPEN_REPO_ID, type RequestLogEntry, type Scenario, startWorldServer, type WorldServer } from "../../world/server/index.ts";
@@ -342,3 +343,32 @@ export function bodyRequests(requests: readonly RequestLogEntry[], file: RepoFil
   return requests.filter((r) => r.file === file.path && r.origin === (file.lfs ? "cdn" : "hub"));
 }
 
+
+/**
+ * What the downloader tells its hashing thread: per file, every `advance(upTo)` in order, each
+ * checked the moment it is made against the partial on disk. `wrong` lists the ones that claimed
+ * bytes that are not there yet or not the file's (the thread would hash holes or stale bytes).
+ */
+export function watchHashing(world: HubWorld): { told: Map<string, number[]>; wrong: string[] } {
+  const told = new Map<string, number[]>();
+  const wrong: string[] = [];
+  const follow = HashThread.prototype.follow;
+  vi.spyOn(HashThread.prototype, "follow").mockImplementation(function (this: HashThread, partial, file) {
+    const hash = follow.call(this, partial, file);
+    const { path } = file as RepoFile;
+    const seen = told.get(path) ?? [];
+    told.set(path, seen);
+    return {
+      ...hash,
+      advance: (upTo: number) => {
+        seen.push(upTo);
+        const onDisk = readFileSync(partial);
+        const truth = world.bytesOf(path);
+        const fits = Number.isInteger(upTo) && upTo >= 0 && upTo <= onDisk.length && onDisk.subarray(0, upTo).equals(truth.subarray(0, upTo));
+        if (!fits) wrong.push(`${path}: told ${upTo} bytes, ${onDisk.length} on disk`);
+        hash.advance(upTo);
+      },
+    };
+  });
+  return { told, wrong };
+}

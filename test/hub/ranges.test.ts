@@ -29,6 +29,7 @@ import {
   tempCache,
   tree,
   endRuns,
+  watchHashing,
 } from "./hub-world.ts";
 
 // Each test takes well under a second: one that hangs has failed (and fails fast under Stryker).
@@ -46,6 +47,8 @@ beforeAll(async () => {
 afterAll(() => world?.close());
 beforeEach(() => {
   vi.stubEnv("LLAMA3_TRT_TEST_PART_BYTES", String(PART));
+  // The hashing thread is told of every 1000 bytes on disk (4 MiB for real).
+  vi.stubEnv("LLAMA3_TRT_TEST_HASH_STEP_BYTES", "1000");
 });
 afterEach(() => {
   endRuns();
@@ -115,6 +118,25 @@ describe("a large file in ranges", () => {
       ].sort(byRange),
     );
     expect(existsSync(partial) || existsSync(sidecarOf(partial))).toBe(false);
+    expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("the hashing thread follows the ranges done from the start of the file, never past one still missing", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    // Range 3 has the least left, so it ends first: range 2 is still a gap then.
+    const done = [PART, 1000, 0, 5000];
+    plantRanged(cache.path, file, done);
+    await world.setScenario({ rules: [{ match: LFS, origin: "cdn", bytesPerSecond: 100_000 }] });
+    const watch = watchHashing(world);
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expect(watch.wrong).toEqual([]);
+    const told = watch.told.get(LFS) ?? [];
+    // Told as ranges end (the first while range 2 is still missing, so less than two ranges), all of it by the last.
+    expect(told[0]).toBeGreaterThanOrEqual(PART + 1000);
+    expect(told[0]).toBeLessThan(2 * PART);
+    expect(Math.max(...told)).toBe(file.size);
     expectTrueSnapshot(cache.path, commit, [file]);
   });
 

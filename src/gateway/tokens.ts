@@ -32,7 +32,9 @@ export class TokenCounter {
         throw new TokenizerFilesError(`${path} is not JSON: ${(error as Error).message}`);
       }
     };
-    const [json, config] = await Promise.all([read("tokenizer.json"), read("tokenizer_config.json")]);
+    // One after the other: a folder missing both is told about tokenizer.json, every time.
+    const json = await read("tokenizer.json");
+    const config = await read("tokenizer_config.json");
     try {
       return new TokenCounter(new Tokenizer(json, config));
     } catch (error) {

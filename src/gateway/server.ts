@@ -26,14 +26,14 @@ import {
   tritonBody,
   usage,
 } from "./openai.ts";
-import type { TokenCounter } from "./tokens.ts";
+import type { TextTokenizer } from "../model/tokenizer.ts";
 
 export interface GatewayOptions {
   readonly host: string;
   readonly port: number;
   readonly tritonUrl: string;
   readonly model: ServedModel;
-  readonly tokens: TokenCounter;
+  readonly tokens: TextTokenizer;
   /** When set, every /v1 request must carry `Authorization: Bearer <key>`. */
   readonly apiKey?: string | undefined;
   /** Largest request body read, in bytes. */

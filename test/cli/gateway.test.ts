@@ -114,7 +114,7 @@ describe("gateway without Triton", () => {
     mkdirSync(empty);
     const missing = await cli(["gateway", "--model-dir", empty, "--port", String(await freePort())], { cwd: dir.path });
     expect(missing.exitCode).toBe(2);
-    expect(missing.stderr).toContain(`${join(empty, "tokenizer.json")} cannot be read (ENOENT)`);
+    expect(missing.stderr).toContain(`${join(empty, "tokenizer.json")} does not exist: the model folder has no tokenizer.json. The gateway counts tokens with it: pass \`--model-dir\``);
 
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen({ host: "127.0.0.1", port: 0 }, resolve));

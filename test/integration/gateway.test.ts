@@ -11,7 +11,7 @@ import llama3Tokenizer from "llama3-tokenizer-js";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_JSON, GENERATION_CONFIG_JSON, tokenizerConfigJson } from "../../world/server/llama3-files.ts";
-import { realLlama3TokenizerJson } from "../../world/server/real-llama3-tokenizer.ts";
+import { realLlama3TokenizerJson } from "../../world/llama3-tokenizer.ts";
 import { containersWithLabel } from "../helpers/docker.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { type Running, type Sandbox, sandbox, until } from "../helpers/product.ts";

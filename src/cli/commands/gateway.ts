@@ -10,7 +10,7 @@ import { portInUseMessage } from "../../server/ports.ts";
 import { settingsUrls } from "../../server/urls.ts";
 import { writeGatewayRecord } from "../../gateway/process.ts";
 import { startGateway } from "../../gateway/server.ts";
-import { TokenCounter, TokenizerFilesError } from "../../gateway/tokens.ts";
+import { loadTokenizer, TokenizerError } from "../../model/tokenizer.ts";
 import type { ServedModel } from "../../gateway/openai.ts";
 import { type CommandEnv, settingsFor } from "./command.ts";
 
@@ -45,8 +45,10 @@ export async function run(env: CommandEnv): Promise<void> {
       );
     }
     const model = await servedModel(settings, folder);
-    const tokens = await TokenCounter.load(folder).catch((error: unknown) => {
-      throw error instanceof TokenizerFilesError ? new UsageError(`${error.message} Pass \`--model-dir\` with the model's files.`, { cause: error }) : error;
+    // The model's own tokenizer counts usage and checks max_input_len (as v0.8.0's preprocessing
+    // encodes: no added special tokens, the template's own counted as the single tokens they are).
+    const tokens = await loadTokenizer(folder).catch((error: unknown) => {
+      throw error instanceof TokenizerError ? new UsageError(`${error.message} The gateway counts tokens with it: pass \`--model-dir\` with the model's files.`, { cause: error }) : error;
     });
 
     const stopped = new Promise<NodeJS.Signals>((resolve) => {

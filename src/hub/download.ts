@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readdir, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../common/atomic-file.ts";
 import { FailedError, InterruptedError } from "../common/errors.ts";
 import { formatBytes } from "../common/format.ts";
@@ -371,6 +371,7 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
         adopted = true;
         // A ranged partial's progress record travels with it.
         await rename(sidecarOf(candidate.path), sidecarOf(partial)).catch(() => {});
+        await removeDeadSidecarTemps(candidate.path);
         continue;
       } catch {
         // Someone else took it first: fine, look at the next.
@@ -378,7 +379,18 @@ async function adoptDeadPartial(req: DownloadRequest, file: RepoFile, partial: s
     }
     await rm(candidate.path, { force: true });
     await rm(sidecarOf(candidate.path), { force: true });
+    await removeDeadSidecarTemps(candidate.path);
   }
+}
+
+/**
+ * The temp files of a dead run's progress record (`.<partial>.parts.<random>.tmp`): killed in the
+ * middle of an atomic write, it left one. Only that run's (its pid is dead), never a live writer's.
+ */
+async function removeDeadSidecarTemps(deadPartial: string): Promise<void> {
+  const prefix = `.${basename(sidecarOf(deadPartial))}.`;
+  const names = await readdir(dirname(deadPartial)).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith(".tmp")).map((n) => rm(join(dirname(deadPartial), n), { force: true })));
 }
 
 /**

@@ -4,8 +4,8 @@
  * small files take the path multi-gigabyte shards take (16 kB ranges here, 128 MiB for real).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { FailedError, InterruptedError } from "../../src/common/errors.ts";
 import { formatBytes } from "../../src/common/format.ts";
@@ -16,6 +16,7 @@ import { sidecarOf } from "../../src/hub/parts.ts";
 import {
   blobNames,
   bodyRequests,
+  deadPartialName,
   expectTrueSnapshot,
   type HubWorld,
   listing,
@@ -119,6 +120,21 @@ describe("a large file in ranges", () => {
     );
     expect(existsSync(partial) || existsSync(sidecarOf(partial))).toBe(false);
     expectTrueSnapshot(cache.path, commit, [file]);
+  });
+
+  it("the temp file a dead run left half-way through writing its sidecar goes with it; a live writer's stays (case 1)", async () => {
+    using cache = tempCache();
+    const [file] = pick(files, LFS) as [RepoFile];
+    const partial = plantRanged(cache.path, file, [PART, 1000, 0, 5000]);
+    const blobs = blobsDir(cache.path);
+    const deadTemp = join(blobs, `.${basename(sidecarOf(partial))}.0123456789ab.tmp`);
+    const liveTemp = join(blobs, `.${deadPartialName(file.oid, "live01", process.pid)}.parts.0123456789ab.tmp`);
+    writeFileSync(deadTemp, '{"size":');
+    writeFileSync(liveTemp, '{"size":');
+    const run = newRun(world, cache.path);
+    await downloadToCache(run.client, run.request(commit, [file]));
+    expectTrueSnapshot(cache.path, commit, [file], OPEN_REPO_ID, [basename(liveTemp)]);
+    expect(readdirSync(blobs).filter((n) => n !== file.oid)).toEqual([basename(liveTemp)]);
   });
 
   it("the hashing thread follows the ranges done from the start of the file, never past one still missing", async () => {

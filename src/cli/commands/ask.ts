@@ -59,23 +59,20 @@ export async function run(env: CommandEnv): Promise<void> {
   if (o.openai) {
     const baseUrl = (o.url ?? gatewayUrl(settings.host, settings.openaiPort === 0 ? 9000 : settings.openaiPort)).replace(/\/+(v1\/?)?$/, "");
     if (!/^https?:\/\/[^\s/]+/.test(baseUrl)) throw new UsageError(`--url must be an http:// or https:// URL, got ${JSON.stringify(o.url)}.`);
-    const waiting = await waitFor(out, `asking ${settings.model} through the OpenAI API at ${baseUrl}/v1`);
-    let answer;
-    try {
-      answer = await askOpenAI(
-        { baseUrl, apiKey: settings.apiKey, model: settings.model, prompt: request.prompt, system: request.system, raw: request.raw, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, stream: request.stream },
-        interrupts.signal,
-        (piece) => {
-          waiting.stop();
-          if (!out.json) out.partial(piece);
-        },
-      );
-    } catch (error) {
-      if (interrupts.signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
-      throw error;
-    } finally {
-      waiting.stop();
-    }
+    const answer = await withWaiting(
+      out,
+      `asking ${settings.model} through the OpenAI API at ${baseUrl}/v1`,
+      interrupts.signal,
+      (onPiece) =>
+        askOpenAI(
+          { baseUrl, apiKey: settings.apiKey, model: settings.model, prompt: request.prompt, system: request.system, raw: request.raw, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, stream: request.stream },
+          interrupts.signal,
+          onPiece,
+        ),
+      (piece) => {
+        if (!out.json) out.partial(piece);
+      },
+    );
     if (request.stream && !out.json) out.partial("\n");
     if (out.json) out.document({ url: `${baseUrl}/v1`, api: "openai", model: settings.model, answer: answer.text, finishReason: answer.finishReason, usage: answer.usage });
     else if (!request.stream) out.result(answer.text);
@@ -86,25 +83,44 @@ export async function run(env: CommandEnv): Promise<void> {
   if (!/^https?:\/\/[^\s/]+/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got ${JSON.stringify(url)}.`);
   const client = new TritonClient(url);
   const body = generateBody(request);
-  let text: string;
-  const waiting = await waitFor(out, `asking ${settings.model} at ${client.baseUrl}`);
-  try {
-    text = await send(client, body, request.stream, interrupts.signal, (piece) => {
-      waiting.stop();
-      out.partial(piece);
-    });
-  } catch (error) {
-    if (interrupts.signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
-    throw error;
-  } finally {
-    waiting.stop();
-  }
+  const text = await withWaiting(
+    out,
+    `asking ${settings.model} at ${client.baseUrl}`,
+    interrupts.signal,
+    (onPiece) => send(client, body, request.stream, interrupts.signal, onPiece),
+    (piece) => out.partial(piece),
+  );
   if (request.stream && !out.json) out.partial("\n");
   if (out.json) out.document({ url: client.baseUrl, model: settings.model, request: body, answer: text.trim() });
   else if (!request.stream) out.result(text.trim());
 }
 
 /** One request: the whole answer, or (`stream`) its pieces to `onPiece` as they arrive. */
+/**
+ * One request with the "asking …" wait shown until its first piece arrives (or it ends); Ctrl-C
+ * during it is an interruption (exit 130), the same for both ways of asking.
+ */
+async function withWaiting<T>(
+  out: CommandEnv["output"],
+  label: string,
+  signal: AbortSignal,
+  ask: (onPiece: (piece: string) => void) => Promise<T>,
+  onPiece: (piece: string) => void,
+): Promise<T> {
+  const waiting = await waitFor(out, label);
+  try {
+    return await ask((piece) => {
+      waiting.stop();
+      onPiece(piece);
+    });
+  } catch (error) {
+    if (signal.aborted) throw new InterruptedError("interrupted; the request was cancelled", { cause: error });
+    throw error;
+  } finally {
+    waiting.stop();
+  }
+}
+
 async function send(client: TritonClient, body: GenerateBody, stream: boolean, signal: AbortSignal, onPiece: (piece: string) => void): Promise<string> {
   if (!stream) return (await client.generate(body, signal)).text;
   // Ask the server first: a model that cannot stream would otherwise fail mid-request.

@@ -106,16 +106,18 @@ describe("a hash that does not match (case 6)", () => {
     expect(rerun.done).toEqual([{ path, downloaded: true }]);
   });
 
-  it("once a file has failed no other starts; those begun end true and are published, then the error", async () => {
+  it("once a file has failed no other starts; those begun end true and are published, then the error", { timeout: 10_000 }, async () => {
     using cache = tempCache();
     const shard = "model-00003-of-00004.safetensors";
     const inFlight = [LFS, GIT, "model.safetensors.index.json"];
     const queued = ["config.json", "generation_config.json"];
     // Largest first: the shard and the three slowed files take the four places; the two small ones wait.
     const chosen = pick(files, shard, ...inFlight, ...queued);
-    await world.setScenario({
-      rules: [{ match: shard, origin: "cdn", wrongBytes: true }, ...inFlight.map((match) => ({ match, bytesPerSecond: 100_000 }))],
-    });
+    // Each slowed file takes two seconds whatever its size, so none frees its place before the
+    // shard (fetched and hashed twice at full speed) has failed, even on a loaded machine (at a
+    // flat 100 kB/s the smallest took 0.24 s, and a CI run saw config.json start).
+    const slowed = inFlight.map((match) => ({ match, bytesPerSecond: (pick(files, match)[0] as RepoFile).size / 2 }));
+    await world.setScenario({ rules: [{ match: shard, origin: "cdn", wrongBytes: true }, ...slowed] });
     const mark = await world.mark();
     const run = newRun(world, cache.path);
     const error = await thrown(downloadToCache(run.client, run.request(commit, chosen)));

@@ -127,6 +127,7 @@ export function buildProgram(version: string, run: (ctx: CommandContext, module:
     [],
   )
     .option("--triton-url <url>", "Triton's HTTP URL (default: http://<host>:<port> from the settings)")
+    .option("--triton-grpc <host:port>", "Triton's gRPC endpoint, where answers stream and are stopped (default: the host of --triton-url, grpc_port from the settings)")
     .addOption(new Option("--port <port>", "port of the OpenAI API (default: openai_port from the settings, 9000)").argParser(positiveInteger))
     .option("--host <ip>", "address to listen on (default: 127.0.0.1)")
     .option("--model <org/name>", "the model id clients send, the Hugging Face repo name (default: meta-llama/Meta-Llama-3-8B-Instruct)")

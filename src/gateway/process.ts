@@ -121,6 +121,7 @@ export interface GatewayLaunch {
   readonly host: string;
   readonly port: number;
   readonly tritonUrl: string;
+  readonly tritonGrpc: string;
   readonly model: string;
   readonly modelDir: string;
   /** Given to the process in its environment (LLAMA3_TRT_API_KEY), never on its command line. */
@@ -136,6 +137,8 @@ export function gatewayArgv(launch: Omit<GatewayLaunch, "self" | "env" | "apiKey
     "gateway",
     "--triton-url",
     launch.tritonUrl,
+    "--triton-grpc",
+    launch.tritonGrpc,
     "--host",
     launch.host,
     "--port",

@@ -3,12 +3,19 @@
  *
  * node:http rather than a framework: five routes, and what matters here is close to the socket
  * (a body limit that stops reading, Server-Sent Events written as they come, a client's
- * disconnect noticed at once so the Triton request is dropped).
+ * disconnect noticed at once so the Triton request is stopped).
+ *
+ * Generation on a decoupled deployment goes over Triton's gRPC stream (triton/grpc-stream.ts):
+ * the one path on which Triton 24.03 and the v0.8.0 backend can be told to stop a request, so
+ * that a client that goes away, or an answer cut at a stop string, frees its batch slot at once
+ * instead of generating on to max_tokens. The rest (health, the model's config, generation on a
+ * deployment that cannot stream) uses Triton's HTTP API.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { TritonClient, TritonRequestError } from "../triton/client.ts";
+import { StreamStopped, type TritonStreamClient } from "../triton/grpc-stream.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import {
   chunkObject,
@@ -32,6 +39,8 @@ export interface GatewayOptions {
   readonly host: string;
   readonly port: number;
   readonly tritonUrl: string;
+  /** host:port of Triton's gRPC endpoint, where generation on a decoupled deployment goes. */
+  readonly tritonGrpc: string;
   readonly model: ServedModel;
   readonly tokens: TextTokenizer;
   /** When set, every /v1 request must carry `Authorization: Bearer <key>`. */
@@ -69,7 +78,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   const port = (server.address() as AddressInfo).port;
   const at = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
-  const close = () => closeServer(server);
+  const close = async () => {
+    await closeServer(server);
+    gateway.close();
+  };
   return { url: `http://${at}:${port}`, port, metrics: gateway.metrics, close, [Symbol.asyncDispose]: close };
 }
 
@@ -88,11 +100,25 @@ class Gateway {
   readonly #keyDigest: Buffer | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
   #decoupled: boolean | undefined;
+  #streams: TritonStreamClient | undefined;
 
   constructor(options: GatewayOptions) {
     this.#options = options;
     this.#triton = new TritonClient(options.tritonUrl);
     this.#keyDigest = options.apiKey ? digest(options.apiKey) : undefined;
+  }
+
+  close(): void {
+    this.#streams?.close();
+  }
+
+  /** The gRPC client, made when the first answer is streamed (loading gRPC takes a while). */
+  async #streamClient(): Promise<TritonStreamClient> {
+    if (!this.#streams) {
+      const { TritonStreamClient } = await import("../triton/grpc-stream.ts");
+      this.#streams ??= new TritonStreamClient(this.#options.tritonGrpc);
+    }
+    return this.#streams;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -178,7 +204,7 @@ class Gateway {
       });
     }
 
-    // A client that goes away drops its Triton request: the connection to Triton is closed.
+    // A client that goes away stops its Triton request (see the top of this file).
     const cancel = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) cancel.abort();
@@ -192,6 +218,7 @@ class Gateway {
     let content = "";
     let generated = 0;
     let firstToken = true;
+    let stopped: StreamStopped | undefined;
     const markFirst = () => {
       if (!firstToken) return;
       firstToken = false;
@@ -216,14 +243,16 @@ class Gateway {
         // One response per generated token: their count is the exact number of tokens the
         // engine produced, which tells a full max_tokens ("length") from an ended turn.
         let pending = Promise.resolve();
+        const streams = await this.#streamClient();
         try {
-          await this.#triton.generateStream(body, cancel.signal, (piece) => {
+          await streams.generateStream(body, cancel.signal, (piece) => {
             generated++;
             const text = scanner.push(piece);
             pending = pending.then(() => emit(text));
             if (scanner.stopped) cancel.abort();
           });
         } catch (error) {
+          if (error instanceof StreamStopped) stopped = error;
           // Stopped here on a stop string: the end of the answer, not a failure.
           if (!(scanner.stopped && cancel.signal.aborted && !res.destroyed)) throw error;
         }
@@ -248,11 +277,13 @@ class Gateway {
         sendJson(res, 200, completionObject(request, head, content, finish, counts));
       }
       this.metrics.duration.observe({ endpoint }, (performance.now() - started) / 1000);
-      return `${request.stream ? "stream " : ""}${promptTokens}+${completionTokens} tokens ${finish}`;
+      return `${request.stream ? "stream " : ""}${promptTokens}+${completionTokens} tokens ${finish}${stopped ? `; ${stopped.message}` : ""}`;
     } catch (error) {
       if (cancel.signal.aborted && !scanner.stopped) {
         this.metrics.errors.inc({ endpoint, kind: "disconnected" });
-        return `client disconnected after ${generated} tokens; Triton request dropped`;
+        // Over HTTP (a deployment that cannot stream) Triton runs the request on to its end.
+        const triton = error instanceof StreamStopped ? error.message : "Triton request left to end (HTTP cannot stop it)";
+        return `client disconnected after ${generated} tokens; ${triton}`;
       }
       throw error;
     } finally {

@@ -387,6 +387,8 @@ export function servingSidecars(plan: ExportPlan, layout: VolumeLayout): IContai
         "gateway",
         "--triton-url",
         `http://127.0.0.1:${containerPorts.http}`,
+        "--triton-grpc",
+        `127.0.0.1:${containerPorts.grpc}`,
         "--host",
         "0.0.0.0",
         "--port",

@@ -40,6 +40,7 @@ export async function startGatewayBeside(
     host: settings.host,
     port: settings.openaiPort,
     tritonUrl: triton.http,
+    tritonGrpc: triton.grpc,
     model: settings.model,
     modelDir,
     apiKey: settings.apiKey,

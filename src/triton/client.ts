@@ -146,7 +146,8 @@ export function notStreaming(detail?: string): TritonRequestError {
   );
 }
 
-function streamError(message: string, received: string): TritonRequestError {
+/** An error reported inside a stream: one that says the model is not decoupled says what to do. */
+export function streamError(message: string, received: string): TritonRequestError {
   if (/decoupled/i.test(message)) return notStreaming(message);
   const after = received === "" ? "before any text" : `after ${received.length} characters`;
   return new TritonRequestError("stream-error", `The server reported an error in the stream ${after}: ${message}`);

@@ -105,7 +105,7 @@ describe("gateway without Triton", () => {
     expect(stdout).toContain("GET /v1/models 401");
   });
 
-  it("no model files is exit 2 saying what to pass; a taken port is exit 1 naming it", async () => {
+  it("no model files or a --triton-grpc that is not host:port is exit 2 saying what to pass; a taken port is exit 1 naming it", async () => {
     using dir = tempDir();
     const none = await cli(["gateway", "--port", String(await freePort())], { cwd: dir.path });
     expect(none.exitCode).toBe(2);
@@ -116,11 +116,19 @@ describe("gateway without Triton", () => {
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain(`${join(empty, "tokenizer.json")} does not exist: the model folder has no tokenizer.json. The gateway counts tokens with it: pass \`--model-dir\``);
 
+    // Triton's gRPC endpoint is host:port, not a URL.
+    const folder = modelDir(dir.path);
+    for (const bad of ["http://127.0.0.1:8001", "127.0.0.1", "127.0.0.1:port"]) {
+      const grpc = await cli(["gateway", "--model-dir", folder, "--triton-grpc", bad, "--port", String(await freePort())], { cwd: dir.path });
+      expect(grpc.exitCode, grpc.stderr).toBe(2);
+      expect(grpc.stderr).toContain(`--triton-grpc must be <host>:<port> (Triton's gRPC endpoint, 8001 by default), got ${JSON.stringify(bad)}.`);
+    }
+
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen({ host: "127.0.0.1", port: 0 }, resolve));
     const taken = (holder.address() as { port: number }).port;
     try {
-      const busy = await cli(["gateway", "--model-dir", modelDir(dir.path), "--port", String(taken)], { cwd: dir.path });
+      const busy = await cli(["gateway", "--model-dir", folder, "--port", String(taken)], { cwd: dir.path });
       expect(busy.exitCode).toBe(1);
       expect(busy.stderr).toContain(`Port ${taken} on 127.0.0.1 is in use`);
       expect(busy.stderr).toContain("`--port`");

@@ -16,6 +16,7 @@ import { type CommandEnv, settingsFor } from "./command.ts";
 
 interface GatewayOptions {
   tritonUrl?: string;
+  tritonGrpc?: string;
   port?: number;
   record?: string;
 }
@@ -33,6 +34,10 @@ export async function run(env: CommandEnv): Promise<void> {
   const out = env.output;
   const tritonUrl = o.tritonUrl ?? settingsUrls(settings).http;
   if (!/^https?:\/\/[^\s/]+/.test(tritonUrl)) throw new UsageError(`--triton-url must be an http:// or https:// URL, got ${JSON.stringify(tritonUrl)}.`);
+  const tritonGrpc = o.tritonGrpc ?? (o.tritonUrl === undefined ? settingsUrls(settings).grpc : `${new URL(tritonUrl).hostname}:${settings.grpcPort}`);
+  if (!/^[^\s/:]+:\d{1,5}$/.test(tritonGrpc) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(tritonGrpc)) {
+    throw new UsageError(`--triton-grpc must be <host>:<port> (Triton's gRPC endpoint, 8001 by default), got ${JSON.stringify(tritonGrpc)}.`);
+  }
   const port = o.port ?? (settings.openaiPort === 0 ? 9000 : settings.openaiPort);
 
   // The process's own record first, so that whoever started it can find and end it from now on.
@@ -60,6 +65,7 @@ export async function run(env: CommandEnv): Promise<void> {
         host: settings.host,
         port,
         tritonUrl,
+        tritonGrpc,
         model,
         tokens,
         apiKey: settings.apiKey ?? undefined,

@@ -34,10 +34,10 @@ describe("finding the gateway again", () => {
 });
 
 describe("the gateway's command line", () => {
-  it("names the workdir, Triton, the address, the model and the record; no key", () => {
+  it("names the workdir, Triton (HTTP and gRPC), the address, the model and the record; no key", () => {
     const paths = new WorkdirPaths("/w");
-    expect(gatewayArgv({ paths, host: "127.0.0.1", port: 9000, tritonUrl: "http://127.0.0.1:8000", model: "m/n", modelDir: "/models/n" })).toEqual([
-      "--workdir", "/w", "gateway", "--triton-url", "http://127.0.0.1:8000", "--host", "127.0.0.1", "--port", "9000", "--model", "m/n", "--model-dir", "/models/n", "--record", "/w/gateway.json",
+    expect(gatewayArgv({ paths, host: "127.0.0.1", port: 9000, tritonUrl: "http://127.0.0.1:8000", tritonGrpc: "127.0.0.1:8001", model: "m/n", modelDir: "/models/n" })).toEqual([
+      "--workdir", "/w", "gateway", "--triton-url", "http://127.0.0.1:8000", "--triton-grpc", "127.0.0.1:8001", "--host", "127.0.0.1", "--port", "9000", "--model", "m/n", "--model-dir", "/models/n", "--record", "/w/gateway.json",
     ]);
   });
 });

@@ -209,6 +209,8 @@ describe("export kubernetes: the objects", () => {
       "gateway",
       "--triton-url",
       `http://127.0.0.1:${containerPorts.http}`,
+      "--triton-grpc",
+      `127.0.0.1:${containerPorts.grpc}`,
       "--host",
       "0.0.0.0",
       "--port",

@@ -14,7 +14,7 @@ import { CONFIG_JSON, GENERATION_CONFIG_JSON, tokenizerConfigJson } from "../../
 import { realLlama3TokenizerJson } from "../../world/llama3-tokenizer.ts";
 import { containersWithLabel } from "../helpers/docker.ts";
 import { freePorts } from "../helpers/ports.ts";
-import { type Running, type Sandbox, sandbox, until } from "../helpers/product.ts";
+import { type Running, type Sandbox, sandbox, setBehaviour, until } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 const model = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -242,7 +242,9 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     });
   });
 
-  it("a client that disconnects mid-stream drops its Triton request; 64 concurrent streams are held without error", async () => {
+  it("a client that disconnects mid-stream stops its Triton request (the engine ends it early); 64 concurrent streams are held without error", async () => {
+    // 20 ms a token: the 1000 asked for would take 20 s, so a stop that comes is one that worked.
+    await setBehaviour(world, "tritonserver", { itlMs: 20 }, 1);
     await withServer(async ({ client, ports, env }) => {
       const controller = new AbortController();
       const stream = await client.completions.create({ model, prompt: "Tell me a long story", max_tokens: 1000, stream: true }, { signal: controller.signal });
@@ -257,15 +259,18 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
         expect(controller.signal.aborted, String(error)).toBe(true);
       }
       expect(pieces).toBeLessThan(10);
-      // Triton saw its client (the gateway) go away long before its 1000 responses were sent.
-      let dropped: RegExpExecArray | null = null;
-      await until(async () => {
-        const logs = await box.run(["logs"], env);
-        dropped = /client closed the connection after (\d+) of 1000 responses/.exec(logs.stdout);
-        return dropped !== null;
-      }, "Triton's log to show the dropped stream", 30_000);
-      expect(Number((dropped as RegExpExecArray | null)?.[1])).toBeLessThan(1000);
-      await until(() => readFileSync(join(box.workdir, "logs", "gateway.log"), "utf8").includes("client disconnected"), "the gateway's log", 10_000);
+      // The gateway told the engine to stop that request (by its id, over gRPC), and it did.
+      let gatewayLine: RegExpExecArray | null = null;
+      await until(() => {
+        gatewayLine = /client disconnected after (\d+) tokens; Triton request (\d+) stopped$/m.exec(readFileSync(join(box.workdir, "logs", "gateway.log"), "utf8"));
+        return gatewayLine !== null;
+      }, "the gateway's log to show the stopped request", 10_000);
+      const [, , stoppedId] = gatewayLine as unknown as RegExpExecArray;
+      const logs = await box.run(["logs"], env);
+      const engineLine = new RegExp(`requestId ${stoppedId} stopped after (\\d+) of 1000 tokens`).exec(logs.stdout);
+      expect(engineLine, logs.stdout.slice(-2_000)).not.toBeNull();
+      expect(Number(engineLine?.[1])).toBeLessThan(1000);
+      expect(logs.stdout).not.toContain("client closed the connection");
       const afterDrop = await (await fetch(`http://127.0.0.1:${ports.openai}/metrics`)).text();
       expect(afterDrop).toMatch(/llama3_trt_gateway_errors_total\{endpoint="completions",kind="disconnected"\} 1/);
 

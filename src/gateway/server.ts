@@ -15,7 +15,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { TritonClient, TritonRequestError } from "../triton/client.ts";
-import { StreamStopped, type TritonStreamClient } from "../triton/grpc-stream.ts";
+import { StreamStopped, TritonStreamClient } from "../triton/grpc-stream.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import {
   chunkObject,
@@ -112,12 +112,9 @@ class Gateway {
     this.#streams?.close();
   }
 
-  /** The gRPC client, made when the first answer is streamed (loading gRPC takes a while). */
-  async #streamClient(): Promise<TritonStreamClient> {
-    if (!this.#streams) {
-      const { TritonStreamClient } = await import("../triton/grpc-stream.ts");
-      this.#streams ??= new TritonStreamClient(this.#options.tritonGrpc);
-    }
+  /** The gRPC client, made when the first answer is streamed (it loads gRPC, which takes a while). */
+  #streamClient(): TritonStreamClient {
+    this.#streams ??= new TritonStreamClient(this.#options.tritonGrpc);
     return this.#streams;
   }
 
@@ -243,7 +240,7 @@ class Gateway {
         // One response per generated token: their count is the exact number of tokens the
         // engine produced, which tells a full max_tokens ("length") from an ended turn.
         let pending = Promise.resolve();
-        const streams = await this.#streamClient();
+        const streams = this.#streamClient();
         try {
           await streams.generateStream(body, cancel.signal, (piece) => {
             generated++;

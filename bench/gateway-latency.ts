@@ -6,11 +6,11 @@
 //   npm run world:up && npm run build && node bench/gateway-latency.ts [requests] [max_tokens]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
+import { freePorts } from "../test/helpers/ports.ts";
 import { readWorldFile } from "../test/helpers/world.ts";
 
 const requests = Number(process.argv[2] ?? 40);
@@ -21,25 +21,9 @@ const prompt = `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n${q
 const bin = fileURLToPath(new URL("../bin/llama3-trt.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "llama3-trt-bench-"));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const [http, grpc, metrics, openai] = [await freePort(), await freePort(), await freePort(), await freePort()];
-const env = {
-  ...process.env,
-  ...readWorldFile().env,
-  HOME: dir,
-  CI: "1",
-  LLAMA3_TRT_PORT: String(http),
-  LLAMA3_TRT_GRPC_PORT: String(grpc),
-  LLAMA3_TRT_METRICS_PORT: String(metrics),
-  LLAMA3_TRT_OPENAI_PORT: String(openai),
-};
+const ports = await freePorts();
+const { http, openai } = ports;
+const env = { ...process.env, ...readWorldFile().env, HOME: dir, CI: "1", ...ports.env };
 
 function cli(args: string[]): string {
   const result = spawnSync(process.execPath, [bin, ...args], { cwd: dir, env, encoding: "utf8" });

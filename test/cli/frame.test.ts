@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, rmSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../helpers/ports.ts";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderSettingsTable } from "../../src/config/init-template.ts";
@@ -180,16 +180,6 @@ describe("configuration through the CLI", () => {
     expect(stderr).toContain(`tp in ${join(dir.path, "mine.json")}: expected an integer from 1 to 64, got 65`);
   });
 });
-
-/** A loopback port nothing listens on (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen({ host: "127.0.0.1", port: 0 }, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe("serve and ask without a server or a build", () => {
   it("`serve` in an empty workdir says nothing is built and creates nothing", async () => {

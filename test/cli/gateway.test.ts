@@ -12,19 +12,12 @@ import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
 import { GENERATION_CONFIG_JSON, tokenizerConfigJson, tokenizerJson } from "../../world/server/llama3-files.ts";
 import { baseEnv, cli } from "../helpers/cli.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const entry = fileURLToPath(new URL("../helpers/llama3-trt.ts", import.meta.url));
 const model = "meta-llama/Meta-Llama-3-8B-Instruct";
 const key = "sk-cli-test-0123456789";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function modelDir(root: string): string {
   const dir = join(root, "model");

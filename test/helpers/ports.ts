@@ -1,5 +1,14 @@
 import { createServer, type Server } from "node:net";
 
+/** A loopback port nothing listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** Four loopback ports nothing listens on (held together, so they differ), as the settings' environment. */
 export async function freePorts(): Promise<{ env: Record<string, string>; http: number; grpc: number; metrics: number; openai: number }> {
   const servers: Server[] = [];

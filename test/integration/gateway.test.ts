@@ -9,12 +9,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import llama3Tokenizer from "llama3-tokenizer-js";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_JSON, GENERATION_CONFIG_JSON, tokenizerConfigJson } from "../../world/server/llama3-files.ts";
 import { realLlama3TokenizerJson } from "../../world/llama3-tokenizer.ts";
 import { containersWithLabel } from "../helpers/docker.ts";
 import { freePorts } from "../helpers/ports.ts";
-import { type Running, type Sandbox, sandbox, setBehaviour, until } from "../helpers/product.ts";
+import { clearBehaviour, type Running, type Sandbox, sandbox, setBehaviour, until } from "../helpers/product.ts";
 import { useWorld, type World } from "../helpers/world.ts";
 
 const model = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -59,6 +59,9 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     const built = await box.run(["build"]);
     expect(built.exitCode, built.stderr + built.stdout).toBe(0);
   });
+
+  // A pace a test set for its server is not left for the next one.
+  afterEach(() => clearBehaviour(world));
 
   afterAll(async () => {
     await box?.[Symbol.asyncDispose]();

@@ -99,23 +99,19 @@ class Gateway {
   readonly #triton: TritonClient;
   readonly #keyDigest: Buffer | undefined;
   readonly #created = Math.floor(Date.now() / 1000);
+  /** Made with the gateway, not on the first answer, which would pay for loading gRPC. */
+  readonly #streams: TritonStreamClient;
   #decoupled: boolean | undefined;
-  #streams: TritonStreamClient | undefined;
 
   constructor(options: GatewayOptions) {
     this.#options = options;
     this.#triton = new TritonClient(options.tritonUrl);
+    this.#streams = new TritonStreamClient(options.tritonGrpc);
     this.#keyDigest = options.apiKey ? digest(options.apiKey) : undefined;
   }
 
   close(): void {
-    this.#streams?.close();
-  }
-
-  /** The gRPC client, made when the first answer is streamed (it loads gRPC, which takes a while). */
-  #streamClient(): TritonStreamClient {
-    this.#streams ??= new TritonStreamClient(this.#options.tritonGrpc);
-    return this.#streams;
+    this.#streams.close();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -240,9 +236,8 @@ class Gateway {
         // One response per generated token: their count is the exact number of tokens the
         // engine produced, which tells a full max_tokens ("length") from an ended turn.
         let pending = Promise.resolve();
-        const streams = this.#streamClient();
         try {
-          await streams.generateStream(body, cancel.signal, (piece) => {
+          await this.#streams.generateStream(body, cancel.signal, (piece) => {
             generated++;
             const text = scanner.push(piece);
             pending = pending.then(() => emit(text));

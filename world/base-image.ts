@@ -22,9 +22,10 @@ export const BASE_IMAGE = "llama3-trt-world/debian:bookworm";
 const RECIPE = {
   suite: "bookworm",
   variant: "minbase",
-  // python3 runs the stand-ins; protobuf for the Triton model_config schema; procps for `ps`/`pkill`
-  // inside containers (the product's stop logic and tests look at container processes).
-  include: ["python3", "python3-protobuf", "protobuf-compiler", "procps"],
+  // python3 runs the stand-ins; protobuf for the Triton model_config schema; grpcio for the Triton
+  // stand-in's GRPCInferenceService; procps for `ps`/`pkill` inside containers (the product's stop
+  // logic and tests look at container processes).
+  include: ["python3", "python3-protobuf", "python3-grpcio", "protobuf-compiler", "procps"],
 } as const;
 
 export const BASE_LABEL = "dev.llama3-trt.world.base";

@@ -1,6 +1,7 @@
 """The KServe v2 generate extension on the TensorRT-LLM ensemble (and BLS), as a stand-in.
 
-Top-level JSON fields are model inputs; "parameters" (and "id") are not. Inputs are checked against
+Top-level JSON fields are model inputs; "parameters" is not. Triton 24.03's generate endpoint has
+no request-id field (that came in 24.08), so a top-level "id" is an unknown input like any other. Inputs are checked against
 the model's config: unknown input -> error, missing required input -> error, wrong JSON type ->
 error, all as HTTP 400 {"error": ...}. The answer comes from llama3_trt_standin.textgen and honours
 end_id (default: the tokenizer's eos), stop_words, exclude_input_in_output and the postprocessing
@@ -13,12 +14,8 @@ import csv
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .. import textgen
+from .active import RequestError  # noqa: F401  (one error type for HTTP, gRPC and the engine)
 from .repository import Model
-
-
-class RequestError(Exception):
-    pass
-
 
 _JSON_KIND = {
     "TYPE_STRING": "string",
@@ -79,7 +76,7 @@ def parse_inputs(model: Model, body) -> Dict[str, list]:
     declared = {i.name: i for i in model.config.input}
     inputs: Dict[str, list] = {}
     for key, value in body.items():
-        if key in ("id", "parameters"):
+        if key == "parameters":
             continue
         if key not in declared:
             raise RequestError(f"unexpected inference input '{key}' for model '{model.name}'")

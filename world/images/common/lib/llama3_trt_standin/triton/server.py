@@ -1,7 +1,8 @@
 """`tritonserver` stand-in: command line, model repository loading, KServe v2 HTTP API.
 
 Rank 0 (or a server started without mpirun) loads its models and serves HTTP on --http-address
-(default 0.0.0.0) and --http-port, and holds the gRPC and metrics ports as the real server does.
+(default 0.0.0.0) and --http-port, gRPC streaming inference on --grpc-address:--grpc-port
+(grpc_server.py) and metrics, as the real server does.
 A rank > 0 of an mpirun world loads what it is told (launch_triton_server.py passes
 --model-control-mode=explicit --load-model=tensorrt_llm) and then waits: the real TensorRT-LLM
 backend's worker ranks block inside the model, never reaching the HTTP service.
@@ -13,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Optional
 
 from .. import record
-from . import generate, log, options, repository
+from . import active, generate, log, options, repository
 
 TOOL = "tritonserver"
 VERSION = "2.44.0"
@@ -50,8 +50,11 @@ class Pace:
         self.slots_total = behaviour.max_in_flight or (engine_batch[0] if engine_batch and engine_batch[0] else 1)
         self.slots = threading.BoundedSemaphore(self.slots_total)
 
+    def deadline(self, start: float, token_index: int) -> float:
+        return start + self.ttft + token_index * self.itl
+
     def wait_until(self, start: float, token_index: int) -> None:
-        delay = start + self.ttft + token_index * self.itl - time.monotonic()
+        delay = self.deadline(start, token_index) - time.monotonic()
         if delay > 0:
             time.sleep(delay)
 
@@ -63,6 +66,9 @@ class State:
         self.strict_readiness = strict_readiness
         self.shutting_down = False
         self.pace = pace
+        # Requests queued or generating, by TensorRT-LLM request id (HTTP's and id-less gRPC
+        # requests are id 0: not registered, cannot be stopped).
+        self.registry = active.Registry()
 
     def server_ready(self) -> bool:
         if self.never_ready or self.shutting_down:
@@ -174,40 +180,56 @@ def _handler(state: State):
                     # The backend's error arrives as an event of an accepted stream.
                     return self._sse([{"error": str(e)}])
                 return self._error(str(e))
-            request_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else None
             pace = state.pace
-            with pace.slots:
-                start = time.monotonic()
-                if action == "/generate":
-                    text = "".join(chunks)
-                    if pace.paced:
-                        pace.wait_until(start, max(n_tokens - 1, 0))
-                    return self._send(200, generate.response(model, text, n_tokens, request_id))
-                events = [generate.response(model, c, 1 if streamed else n_tokens, request_id) for c in chunks]
-                return self._sse(events, start)
+            try:
+                job = state.registry.admit(0)  # 24.03's generate endpoint cannot set a request id
+            except generate.RequestError as e:
+                return self._error(str(e))
+            if action == "/generate":
+                text = "".join(chunks)
+                body_out = generate.response(model, text, n_tokens, None)
+                # Unpaced, the answer comes at once; paced, when its last token would.
+                active.run(pace, state.registry, job, [max(n_tokens - 1, 0)] if pace.paced else [0],
+                           lambda _i: self._send(200, body_out) or True)
+                return None
+            events = [generate.response(model, c, 1 if streamed else n_tokens, None) for c in chunks]
+            return self._sse(events, job)
 
-        def _sse(self, events, start: Optional[float] = None) -> None:
+        def _sse_head(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            pace = state.pace
-            for sent, e in enumerate(events):
-                if start is not None and pace.paced:
-                    pace.wait_until(start, sent)
-                try:
+
+        def _sse(self, events, job: Optional[active.Job] = None) -> None:
+            if job is None:  # an error event, outside any slot
+                self._sse_head()
+                for e in events:
                     self.wfile.write(b"data: " + json.dumps(e).encode("utf-8") + b"\n\n")
+                self.wfile.flush()
+                return
+
+            def send(i: int) -> bool:
+                try:
+                    if i == 0:
+                        self._sse_head()
+                    self.wfile.write(b"data: " + json.dumps(events[i]).encode("utf-8") + b"\n\n")
                     self.wfile.flush()
+                    return True
                 except (BrokenPipeError, ConnectionResetError):
-                    # The client went away: the remaining responses have nobody to go to. (Triton
-                    # 24.03 cancels requests only for gRPC and C API clients; over HTTP it drops them.)
+                    # Triton 24.03 cancels requests only for gRPC and C API clients (and the
+                    # TensorRT-LLM v0.8.0 backend would not notice anyway): over HTTP the request
+                    # generates on, holding its batch slot, and its responses go nowhere.
                     log.info("http_server.cc:0", f"[llama3-trt world] generate_stream: the client closed the connection "
-                                                 f"after {sent} of {len(events)} responses; the rest were dropped")
-                    return
-                if not pace.paced:
-                    time.sleep(pace.DEFAULT_ITL_SECONDS)
+                                                 f"after {i} of {len(events)} responses; the request runs on to its end "
+                                                 "(Triton 24.03 cannot cancel an HTTP request)")
+                    return False
+            active.run(state.pace, state.registry, job, range(len(events)), send)
+            if job.client_gone:
+                log.info("http_server.cc:0", f"[llama3-trt world] generate_stream: the request whose client left "
+                                             f"ran to its end ({len(events)} responses); its slot is free")
 
     return Handler
 
@@ -219,27 +241,6 @@ class _Server(ThreadingHTTPServer):
     # http_server.cc); socketserver's default of 5 would make many clients connecting at once wait
     # for SYN retransmits, a delay no real server shows.
     request_queue_size = 1024
-
-
-def _listen_raw(address: str, port: int, name: str) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((address, port))
-    except OSError as e:
-        s.close()
-        raise OSError(f"failed to start {name} service: Unavailable - Socket '{address}:{port}' already in use ({e.strerror})")
-    s.listen(16)
-
-    def accept_loop():
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            conn.close()
-    threading.Thread(target=accept_loop, daemon=True).start()
-    return s
 
 
 def _metrics_server(address: str, port: int, state: State) -> ThreadingHTTPServer:
@@ -335,7 +336,8 @@ def main(argv=None) -> int:
 
     try:
         if opts.allow_grpc:
-            servers.append(_listen_raw(opts.grpc_address, opts.grpc_port, "GRPC"))
+            from . import grpc_server  # grpc only in the image (host tests import this module)
+            servers.append(grpc_server.start(state, opts.grpc_address, opts.grpc_port))
             log.info("grpc_server.cc:2495", f"Started GRPCInferenceService at {opts.grpc_address}:{opts.grpc_port}")
         if opts.allow_http:
             try:
@@ -363,7 +365,7 @@ def main(argv=None) -> int:
         if isinstance(s, ThreadingHTTPServer):
             s.shutdown()
             s.server_close()
-        else:
-            s.close()
+        else:  # the gRPC server
+            s.stop(None)
     log.info("server.cc:338", "All models are stopped, unloading models")
     return 0

@@ -46,7 +46,7 @@ function alive(pid: number): boolean {
 
 interface Served {
   readonly gateway: { readonly url: string; readonly pid: number };
-  readonly urls: { readonly http: string };
+  readonly urls: { readonly http: string; readonly grpc: string };
 }
 
 describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
@@ -376,7 +376,7 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
       writeFileSync(join(dir, "generation_config.json"), GENERATION_CONFIG_JSON);
       writeFileSync(join(dir, "config.json"), CONFIG_JSON);
       const port = (await freePorts()).openai;
-      const gateway: Running = box.start(["gateway", "--triton-url", served.urls.http, "--port", String(port), "--model-dir", dir], { LLAMA3_TRT_API_KEY: "" });
+      const gateway: Running = box.start(["gateway", "--triton-url", served.urls.http, "--triton-grpc", served.urls.grpc, "--port", String(port), "--model-dir", dir], { LLAMA3_TRT_API_KEY: "" });
       await until(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.status === 200, "the foreground gateway", 60_000);
       const open = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "unused", maxRetries: 0 });
       // Special tokens written by the template count as one token each (128000, 128006, 128007, 128009).

@@ -84,15 +84,13 @@ export class Pipeline {
 
   /** `plan` and `status`: the state and the exact work of every step, without running anything. */
   async evaluate(): Promise<StepStatus[]> {
-    const { judgments } = await this.#judgeEvery();
-    // Each step planned from what the steps before it will leave, as a run would meet them.
-    const before = new Map<StepId, Known>();
+    const known = new Map<StepId, Known>();
     const statuses: StepStatus[] = [];
     for (const step of this.#steps) {
-      const judged = judgments.get(step.id) as Judgment;
-      const ctx = this.#context(step, before, new StepLog(this.#base.paths.log(step.id)));
+      const ctx = this.#context(step, known, new StepLog(this.#base.paths.log(step.id)));
+      const judged = await this.#judge(step, ctx, known);
+      known.set(step.id, judged.known);
       statuses.push({ id: step.id, title: step.title, state: judged.state, reason: judged.reason, work: await step.plan(ctx) });
-      before.set(step.id, judged.known);
     }
     return statuses;
   }
@@ -133,10 +131,13 @@ export class Pipeline {
     const selected = this.#select(selection);
     // Judged once here, as `plan` judges; an executor reuses its judgment until some step has run
     // (a step that ran changes what the steps after it read, so they are judged again).
-    const { judgments, known: judgedKnown } = await this.#judgeEvery();
+    const judgedKnown = new Map<StepId, Known>();
+    const judgments = new Map<StepId, Judgment>();
     const willRun = new Set<StepId>();
     for (const step of this.#steps) {
-      const judged = judgments.get(step.id) as Judgment;
+      const judged = await this.#judge(step, this.#context(step, judgedKnown, new StepLog(this.#base.paths.log(step.id))), judgedKnown);
+      judgedKnown.set(step.id, judged.known);
+      judgments.set(step.id, judged);
       const forced = selection.force === true || selection.force === step.id;
       if (selected.has(step.id) && (judged.state !== "done" || forced || step.reads.some((id) => willRun.has(id)))) willRun.add(step.id);
     }
@@ -240,39 +241,6 @@ export class Pipeline {
     await log.close();
     known.set(step.id, { state: "done", out, hash: upstreamHash(record) });
     return { id: step.id, action: "ran", state: "done", reason: judged.reason, seconds };
-  }
-
-  /**
-   * Judges every step, each as soon as the steps it reads are judged: those that read nothing
-   * (the clones, the image, the weights) side by side, so that their questions to git, the
-   * Docker engine and the Hub overlap instead of waiting on each other. The same judgments as one
-   * by one in order: a step's judgment depends only on the steps it reads.
-   */
-  async #judgeEvery(): Promise<{ judgments: Map<StepId, Judgment>; known: Map<StepId, Known> }> {
-    const known = new Map<StepId, Known>();
-    const judging = new Map<StepId, Promise<Judgment>>();
-    const judgeOf = (step: Step): Promise<Judgment> => {
-      let judged = judging.get(step.id);
-      if (!judged) {
-        judged = (async () => {
-          // Only the steps listed before it: one it reads that comes after is a mistake in the
-          // list, which its context reports ("ran before").
-          const before = this.#steps.slice(0, this.#steps.indexOf(step));
-          await Promise.all(before.filter((s) => step.reads.includes(s.id)).map(judgeOf));
-          const judgment = await this.#judge(step, this.#context(step, known, new StepLog(this.#base.paths.log(step.id))), known);
-          known.set(step.id, judgment.known);
-          return judgment;
-        })();
-        judging.set(step.id, judged);
-      }
-      return judged;
-    };
-    const settled = await Promise.allSettled(this.#steps.map(judgeOf));
-    // The first failure in step order, as judging one by one would have met it.
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
-    const judgments = new Map(this.#steps.map((step, i) => [step.id, (settled[i] as PromiseFulfilledResult<Judgment>).value]));
-    return { judgments, known };
   }
 
   async #judge(step: Step, ctx: StepContext, known: Map<StepId, Known>): Promise<Judgment> {

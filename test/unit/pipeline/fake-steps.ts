@@ -84,8 +84,6 @@ export const untouchableClients: Clients = {
 export class FakeWorkdir {
   readonly paths: WorkdirPaths;
   readonly calls: Call[] = [];
-  /** Awaited by each `verify` after it is recorded (to hold steps mid-judgment). */
-  beforeVerify: ((id: StepId) => Promise<void>) | undefined;
   readonly #specs: readonly FakeSpec[];
   readonly #behaviour = new Map<StepId, Behaviour>();
 
@@ -187,7 +185,6 @@ export class FakeWorkdir {
       },
       verify: async (ctx, out) => {
         this.calls.push({ call: "verify", id, upstream: seen(ctx) });
-        await this.beforeVerify?.(id);
         const b = this.behaviour(id);
         if (b.verifyThrows) throw b.verifyThrows;
         if (!existsSync(out.file)) return { ok: false, reason: `${basename(out.file)} is missing` };

@@ -120,41 +120,14 @@ describe("Pipeline.evaluate: done, stale, pending", () => {
       ["checkpoint", "done", "up to date"],
       ["engine", "done", "up to date"],
     ]);
-    // Every step judged (each after the steps it reads), then each planned.
     expect(w.calls).toStrictEqual([
       { call: "verify", id: "weights", upstream: {} },
-      { call: "verify", id: "checkpoint", upstream: { weights: out(w, "weights") } },
-      { call: "verify", id: "engine", upstream: { checkpoint: out(w, "checkpoint") } },
       { call: "plan", id: "weights", upstream: {} },
+      { call: "verify", id: "checkpoint", upstream: { weights: out(w, "weights") } },
       { call: "plan", id: "checkpoint", upstream: { weights: out(w, "weights") } },
+      { call: "verify", id: "engine", upstream: { checkpoint: out(w, "checkpoint") } },
       { call: "plan", id: "engine", upstream: { checkpoint: out(w, "checkpoint") } },
     ]);
-  });
-
-  it("steps that read nothing are judged side by side; a step waits for the steps it reads", async () => {
-    using dir = tempDir();
-    const w = await built(dir.path, [
-      { id: "trtllm-repo", uses: ["trtllmRepoRef"] },
-      { id: "weights", uses: ["revision"] },
-      { id: "checkpoint", reads: ["trtllm-repo", "weights"], uses: ["dtype"] },
-    ]);
-    w.calls.length = 0;
-    // Each verify holds until both independent steps have started theirs.
-    let started = 0;
-    let release: () => void = () => {};
-    const both = new Promise<void>((resolve) => (release = resolve));
-    w.beforeVerify = async (id) => {
-      if (id === "checkpoint") return;
-      if (++started === 2) release();
-      await both;
-    };
-    const statuses = await (await w.pipeline()).evaluate();
-    expect(statuses.map((s) => [s.id, s.state])).toEqual([
-      ["trtllm-repo", "done"],
-      ["weights", "done"],
-      ["checkpoint", "done"],
-    ]);
-    expect(w.calls.filter((c) => c.call === "verify").map((c) => c.id)).toEqual(["trtllm-repo", "weights", "checkpoint"]);
   });
 
   it("a changed setting: the step using it is stale naming the change; the step after it names its own change and what must run first", async () => {

@@ -27,6 +27,11 @@ export interface SessionOptions {
   readonly clients?: Clients;
   /** `build --verify`: checks that read every byte (weights against their hashes). */
   readonly deepVerify?: boolean;
+  /**
+   * Where the Hub client's retries are said when no step's log takes them (the listing and the
+   * model check's small files, before the download): a wait of up to half a minute is not silent.
+   */
+  readonly hubWarnings?: (message: string) => void;
 }
 
 /**
@@ -53,7 +58,7 @@ export class Session {
     // a secret, is read only by a command that talks to the Hub.
     checkedDockerHost(options.env.DOCKER_HOST);
     checkedEndpoint(options.env.HF_ENDPOINT);
-    this.clients = options.clients ?? lazyClients(options.env, options.signal);
+    this.clients = options.clients ?? lazyClients(options.env, options.signal, options.hubWarnings);
   }
 
   /** HF_ENDPOINT when the environment sets one (a mirror): no secret, and the export's Job must use it too. */
@@ -149,7 +154,7 @@ export class Session {
 }
 
 /** Docker, git and the Hub, each made when first used (a `status` needs no Hub, a remote `ask` none of them). */
-function lazyClients(env: Readonly<Record<string, string | undefined>>, signal: AbortSignal): Clients {
+function lazyClients(env: Readonly<Record<string, string | undefined>>, signal: AbortSignal, hubWarnings?: (message: string) => void): Clients {
   let docker: DockerClient | undefined;
   let git: GitClient | undefined;
   let hub: Hub | undefined;
@@ -163,7 +168,7 @@ function lazyClients(env: Readonly<Record<string, string | undefined>>, signal: 
       return git;
     },
     get hub() {
-      hub ??= new HubClient(readHubEnv(env), signal);
+      hub ??= new HubClient(readHubEnv(env), signal, hubWarnings);
       return hub;
     },
   };

@@ -470,7 +470,7 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect(log).toMatch(/the Hub answered 429 .*retrying in 2 s/);
   });
 
-  it("a file that fails forever ends the step after at most 5 tries, within 30 s (case 13c)", async () => {
+  it("a file that fails forever ends the step after at most 5 tries, within 30 s, each retry said as it happens (case 13c)", async () => {
     await using box = sandbox(world);
     await using w = useWorld();
     await world.setScenario({ rules: [{ match: "generation_config.json", origin: "hub", status: 500 }] });
@@ -486,6 +486,11 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     const last = tries.at(-1)?.requestId as string;
     expect(result.stderr).toContain(`The Hub answered 500 for meta-llama/Meta-Llama-3-8B-Instruct: `);
     expect(result.stderr).toContain(`(request id ${last})`);
+    // The model check reads this file before the download (no step log yet): each retry is said
+    // as it happens, so the wait of up to half a minute is not silent.
+    const retried = [...result.stderr.matchAll(/^warning: the Hub answered 500 for (\S+) \(request id ([^)]+)\); retrying in (\d+) s \(try (\d) of 5\)$/gm)];
+    expect(retried.map((m) => [m[2], Number(m[3]), Number(m[4])])).toEqual(tries.slice(0, -1).map((t, i) => [t.requestId, [1, 2, 4, 8][i], i + 2]));
+    expect(retried.every((m) => (m[1] ?? "").endsWith("/generation_config.json"))).toBe(true);
     expect(weightsRecord(box)).toBeUndefined();
   });
 

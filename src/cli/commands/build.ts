@@ -19,7 +19,14 @@ export async function run(env: CommandEnv): Promise<void> {
   using interrupts = handleInterrupts(env.output, async () => {
     await session?.killRunContainers().catch(() => {});
   });
-  session = new Session({ settings, env: env.env, signal: interrupts.signal, toolVersion: version, deepVerify: options.verify === true });
+  session = new Session({
+    settings,
+    env: env.env,
+    signal: interrupts.signal,
+    toolVersion: version,
+    deepVerify: options.verify === true,
+    hubWarnings: (message) => env.output.warn(message),
+  });
   if (options.dryRun) return printPlan(env, session);
 
   await using lock = await session.lock("build");

@@ -8,7 +8,7 @@ import { type CommandEnv, settingsFor } from "./command.ts";
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
   const signal = new AbortController().signal;
-  const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: env.options.verify === true });
+  const session = new Session({ settings, env: env.env, signal, toolVersion: version, deepVerify: env.options.verify === true, hubWarnings: (message) => env.output.warn(message) });
   const waiting = await waitFor(env.output, "checking Docker, the NVIDIA runtime, GPUs, the Hugging Face token and access, disk, ports, the model and its memory");
   let checks: Check[];
   try {

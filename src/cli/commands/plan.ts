@@ -11,7 +11,7 @@ export async function run(env: CommandEnv): Promise<void> {
   // What `export kubernetes` would write, from this same plan: its dry run.
   if (options.target === "kubernetes") return (await import("./export.ts")).exportKubernetes(env, { ...options, dryRun: true });
   const { settings } = settingsFor(env);
-  await printPlan(env, new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version }));
+  await printPlan(env, new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version, hubWarnings: (message) => env.output.warn(message) }));
 }
 
 export async function printPlan(env: CommandEnv, session: Session): Promise<void> {

@@ -12,7 +12,7 @@ import { type CommandEnv, settingsFor } from "./command.ts";
 /** Steps, the workdir's lock and its containers, in one view. Reads only: takes no lock. */
 export async function run(env: CommandEnv): Promise<void> {
   const { settings } = settingsFor(env);
-  const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version });
+  const session = new Session({ settings, env: env.env, signal: new AbortController().signal, toolVersion: version, hubWarnings: (message) => env.output.warn(message) });
   const lock = await readOwner(session.paths.lockDir);
   const steps = await (await session.pipeline()).evaluate();
   let containers: ContainerSummary[] = [];

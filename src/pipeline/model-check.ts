@@ -7,7 +7,7 @@ import { gpuSituation } from "./gpus.ts";
 import type { StepContext } from "./step.ts";
 import { listedModel, weightsSource } from "./steps/weights/index.ts";
 
-export type ModelCheckContext = Pick<StepContext, "settings" | "clients" | "memo" | "signal" | "engine" | "labelsFor">;
+export type ModelCheckContext = Pick<StepContext, "settings" | "clients" | "memo" | "recorded" | "signal" | "engine" | "labelsFor">;
 
 /**
  * config.json, generation_config.json and tokenizer_config.json of the model, once per command:

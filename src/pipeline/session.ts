@@ -14,7 +14,9 @@ import { modelAssessment } from "./model-check.ts";
 import { isOrphan } from "./orphans.ts";
 import { Pipeline, type BaseContext } from "./runner.ts";
 import { StateStore } from "./state.ts";
+import type { Json } from "./fingerprint.ts";
 import type { Clients } from "./step.ts";
+import type { StepId } from "./step-ids.ts";
 import { allSteps } from "./steps/index.ts";
 import { WorkdirPaths } from "./workdir.ts";
 import { sweepTempFiles } from "../common/atomic-file.ts";
@@ -47,6 +49,7 @@ export class Session {
   readonly settings: Settings;
   readonly #options: SessionOptions;
   #engine: Promise<EngineInfo> | undefined;
+  #state: Promise<StateStore> | undefined;
   readonly #memo = new Map<string, Promise<unknown>>();
 
   constructor(options: SessionOptions) {
@@ -86,7 +89,13 @@ export class Session {
   }
 
   async pipeline(): Promise<Pipeline> {
-    return new Pipeline(allSteps, await StateStore.load(this.paths), this.#base(), this.#options.toolVersion);
+    return new Pipeline(allSteps, await this.#records(), this.#base(), this.#options.toolVersion);
+  }
+
+  /** The workdir's records, read once per command (the pipeline then keeps them current). */
+  #records(): Promise<StateStore> {
+    this.#state ??= StateStore.load(this.paths);
+    return this.#state;
   }
 
   /** One context for every step and check of this command: the memo is shared, so each file is fetched once. */
@@ -101,6 +110,7 @@ export class Session {
       labelsFor: (role) => this.labelsFor(role),
       engine: () => this.engine(),
       deepVerify: this.#options.deepVerify ?? false,
+      recorded: async <T extends Json>(id: StepId) => (await this.#records()).get(id)?.out as T | undefined,
       memo: <T>(key: string, compute: () => Promise<T>) => {
         let value = this.#memo.get(key) as Promise<T> | undefined;
         if (!value) {

@@ -103,6 +103,8 @@ export interface StepContext {
   readonly deepVerify: boolean;
   /** Computes a value once per command (a Hub listing that inputs, plan and run all need). */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /** A step's recorded outputs, whatever its state now; undefined without a record. */
+  recorded<T extends Json = Json>(id: StepId): Promise<T | undefined>;
 }
 
 export interface Step<Out extends Json = Json, Work extends StepWork = StepWork> {

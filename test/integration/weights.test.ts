@@ -142,7 +142,11 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     expect((await weights(box)).exitCode).toBe(0);
     await using w = useWorld();
     expect((await box.run(["build", "--only", "weights", "--force"])).exitCode).toBe(0);
-    expect(contentBytes(await settledRequests(w))).toBe(0);
+    const again = await settledRequests(w);
+    expect(contentBytes(again)).toBe(0);
+    // main has not moved: the commit's tree is the one recorded, not asked for again.
+    expect(again.filter((r) => r.path.includes("/revision/main")).length).toBeGreaterThan(0);
+    expect(again.filter((r) => r.path.includes("/tree/")).map((r) => r.path)).toEqual([]);
 
     // huggingface-cli's layout, made by someone else: a new workdir and HOME sharing it.
     await using other = sandbox(world);
@@ -519,6 +523,8 @@ describe("the weights step against the Hub stand-in", { timeout: 300_000 }, () =
     const newCommit = readFileSync(join(modelCache(box), "refs/main"), "utf8");
     expect(newCommit).toMatch(/^[0-9a-f]{40}$/);
     expect(newCommit).not.toBe(oldCommit);
+    // A new commit's tree is listed (the recorded one is the old commit's).
+    expect(new Set(requests.filter((r) => r.path.includes("/tree/")).map((r) => r.path))).toEqual(new Set([`/api/models/meta-llama/Meta-Llama-3-8B-Instruct/tree/${newCommit}`]));
     // Written to a temp file and renamed over: a new inode, no temp file left beside it.
     expect(statSync(join(modelCache(box), "refs/main")).ino).not.toBe(refInode);
     expect(readdirSync(join(modelCache(box), "refs"))).toEqual(["main"]);

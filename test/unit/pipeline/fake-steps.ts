@@ -129,6 +129,7 @@ export class FakeWorkdir {
     const settings: Settings = { ...resolved, workdir: this.paths.root, ...options.settings };
     const memo = new Map<string, Promise<unknown>>();
     const runId = "00000000-test-run";
+    const state = await StateStore.load(this.paths);
     const base: BaseContext = {
       settings,
       paths: this.paths,
@@ -149,9 +150,10 @@ export class FakeWorkdir {
         }
         return value;
       },
+      recorded: async <T extends Json>(id: StepId) => state.get(id)?.out as T | undefined,
     };
     const steps = this.#specs.map((spec) => this.#step(spec));
-    return new Pipeline(steps, await StateStore.load(this.paths), base, toolVersion);
+    return new Pipeline(steps, state, base, toolVersion);
   }
 
   #step(spec: FakeSpec): Step<FakeOut> {

@@ -16,15 +16,23 @@ export function hubSource(hub: Hub, repo: string, revision: string): WeightsSour
     model.files.map((f) => ({ path: f.path, size: f.size, oid: f.oid as string, lfs: (f.oid ?? "").length === 64 }));
   return {
     kind: "hub",
-    async list(): Promise<ModelFiles> {
+    async list(recorded): Promise<ModelFiles> {
       const commit = await hub.resolveCommit(repo, revision);
+      const mountDir = repoFolder(cacheDir, repo);
+      // A commit's tree never changes: the files recorded for this very commit are its listing
+      // (one request fewer for every no-op build, plan and status; the real Hub's recursive
+      // tree of a model takes a few hundred milliseconds). Checked as a listing is.
+      if (recorded?.commit === commit && recorded.mountDir === mountDir && recorded.files.every((f) => typeof f.oid === "string")) {
+        refuseUnsafeListing(repo, commit, repoFiles(recorded));
+        return { commit, mountDir, modelPath: `snapshots/${commit}`, files: recorded.files };
+      }
       const all = await hub.listFiles(repo, commit);
       // Names and ids from the server become paths here: all are checked before anything is written.
       refuseUnsafeListing(repo, commit, all);
       const files = all.filter((f) => neededForConversion(f.path)).map((f) => ({ path: f.path, size: f.size, oid: f.oid }));
       const missing = await missingForConversion(files);
       if (missing.length > 0) throw new FailedError(`${repo}@${revision} lacks ${missing.join(", ")}: llama3-trt converts Hugging Face safetensors checkpoints.`);
-      return { commit, mountDir: repoFolder(cacheDir, repo), modelPath: `snapshots/${commit}`, files };
+      return { commit, mountDir, modelPath: `snapshots/${commit}`, files };
     },
     bytesToDownload: (model) => missingBytes({ repo, files: repoFiles(model), cacheDir }),
     // Before anything runs: the download fits (the Hub has answered and the token has access by now).

@@ -31,9 +31,9 @@ export function weightsSource(ctx: Pick<StepContext, "settings" | "clients">): W
 }
 
 /** The model's files, listed once per command: inputs, plan, preflight and run all need them. */
-export function listedModel(ctx: Pick<StepContext, "settings" | "clients" | "memo">): Promise<ModelFiles> {
+export function listedModel(ctx: Pick<StepContext, "settings" | "clients" | "memo" | "recorded">): Promise<ModelFiles> {
   const { modelDir, model, revision } = ctx.settings;
-  return ctx.memo(`weights:${modelDir ?? `${model}@${revision}`}`, () => weightsSource(ctx).list());
+  return ctx.memo(`weights:${modelDir ?? `${model}@${revision}`}`, async () => weightsSource(ctx).list(await ctx.recorded<WeightsOut>("weights")));
 }
 const listed = listedModel;
 const source = weightsSource;

@@ -26,8 +26,12 @@ export interface ModelFiles {
  */
 export interface WeightsSource {
   readonly kind: "hub" | "cache" | "local";
-  /** The files and where they are or will be: no writes, and for the Hub no download. */
-  list(): Promise<ModelFiles>;
+  /**
+   * The files and where they are or will be: no writes, and for the Hub no download. `recorded`
+   * is what the weights step recorded last, if anything: what cannot have changed since (the
+   * Hub's listing of the same commit) is taken from it instead of asked again.
+   */
+  list(recorded?: ModelFiles): Promise<ModelFiles>;
   /** What is still to fetch of them. */
   bytesToDownload(model: ModelFiles): Promise<number>;
   /** Before any step runs: that it can be done (the disk has room). */

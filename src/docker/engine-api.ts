@@ -1,4 +1,4 @@
-import { request } from "node:http";
+import { nodeHttp } from "../common/node-http.ts";
 
 /**
  * The Docker Engine API's plain JSON calls (inspect, list, create, start, stop, remove, wait) over
@@ -29,7 +29,7 @@ export class EngineApi {
     const query = options.query ? `?${new URLSearchParams(options.query).toString()}` : "";
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = nodeHttp().request(
         {
           ...this.#target,
           method,

@@ -1,6 +1,6 @@
-import http from "node:http";
-import https from "node:https";
+import type { Agent } from "node:http";
 import type { Readable } from "node:stream";
+import { nodeHttp, nodeHttps } from "../common/node-http.ts";
 
 /**
  * An HTTP answer with its body as a Node stream. The downloads go through node:http rather than
@@ -18,16 +18,20 @@ export interface HttpAnswer {
   discard(): void;
 }
 
-/** Keep-alive: every file of a model comes from the same two hosts. */
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
+/** Keep-alive: every file of a model comes from the same two hosts. Made on first use. */
+let httpAgent: Agent | undefined;
+let httpsAgent: Agent | undefined;
+const agentFor = (protocol: string): Agent =>
+  protocol === "https:"
+    ? (httpsAgent ??= new (nodeHttps().Agent)({ keepAlive: true, maxSockets: 16 }))
+    : (httpAgent ??= new (nodeHttp().Agent)({ keepAlive: true, maxSockets: 16 }));
 
 export function httpGet(url: string, options: { headers: Record<string, string>; signal: AbortSignal }): Promise<HttpAnswer> {
   const target = new URL(url);
   // The agent makes the connection, plain or TLS: http.get serves both.
-  const agent = target.protocol === "https:" ? httpsAgent : httpAgent;
+  const agent = agentFor(target.protocol);
   return new Promise((resolve, reject) => {
-    const request = http.get(target, { headers: options.headers, agent, signal: options.signal }, (response) => {
+    const request = nodeHttp().get(target, { headers: options.headers, agent, signal: options.signal }, (response) => {
       const status = response.statusCode ?? 0;
       const text = async () => {
         const chunks: Buffer[] = [];

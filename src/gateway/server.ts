@@ -159,10 +159,19 @@ class Gateway {
   }
 
   async #health(res: ServerResponse): Promise<void> {
-    const server = await this.#triton.ready().catch(() => ({ ok: false }) as const);
+    const [server, grpc] = await Promise.all([this.#triton.ready().catch(() => ({ ok: false }) as const), this.#streams.reachable(2_000)]);
     const model = server.ok ? await this.#triton.modelReady("ensemble").catch(() => false) : false;
-    const ready = server.ok && model;
-    sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", triton: this.#triton.baseUrl, tritonReady: server.ok, modelReady: model });
+    // Answers stream over gRPC: a Triton whose gRPC port cannot be reached serves none of them
+    // (unless the deployment is known not to stream, and answers over HTTP).
+    const ready = server.ok && model && (grpc || this.#decoupled === false);
+    sendJson(res, ready ? 200 : 503, {
+      status: ready ? "ready" : "not ready",
+      triton: this.#triton.baseUrl,
+      tritonGrpc: this.#streams.address,
+      tritonReady: server.ok,
+      modelReady: model,
+      grpcReachable: grpc,
+    });
   }
 
   async #metricsText(res: ServerResponse): Promise<void> {

@@ -160,6 +160,11 @@ export class TritonStreamClient {
     this.#client.close();
   }
 
+  /** Whether Triton's gRPC endpoint accepts a connection (an HTTP/2 handshake) within `timeoutMs`. */
+  reachable(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => this.#client.waitForReady(Date.now() + timeoutMs, (error) => resolve(error === undefined || error === null)));
+  }
+
   /**
    * Streams the ensemble's answer to `body`, calling `onText` with each piece. When `signal`
    * aborts, the engine is told to stop the request, and the call fails with a StreamStopped

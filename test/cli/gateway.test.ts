@@ -56,12 +56,13 @@ describe("gateway without Triton", () => {
     using dir = tempDir();
     const port = await freePort();
     const triton = `http://127.0.0.1:${await freePort()}`;
-    const gateway = await startGateway(dir.path, ["--triton-url", triton, "--port", String(port), "--model-dir", modelDir(dir.path)], { LLAMA3_TRT_API_KEY: key });
+    const grpc = `127.0.0.1:${await freePort()}`;
+    const gateway = await startGateway(dir.path, ["--triton-url", triton, "--triton-grpc", grpc, "--port", String(port), "--model-dir", modelDir(dir.path)], { LLAMA3_TRT_API_KEY: key });
     try {
       const base = `http://127.0.0.1:${port}`;
       const health = await fetch(`${base}/health`);
       expect(health.status).toBe(503);
-      expect(await health.json()).toEqual({ status: "not ready", triton, tritonReady: false, modelReady: false });
+      expect(await health.json()).toEqual({ status: "not ready", triton, tritonGrpc: grpc, tritonReady: false, modelReady: false, grpcReachable: false });
 
       const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
       expect((await client.models.list()).data).toEqual([expect.objectContaining({ id: model, object: "model", owned_by: "llama3-trt" })]);

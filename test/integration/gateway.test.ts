@@ -367,7 +367,7 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
     expect(await containersWithLabel("dev.llama3-trt.workdir", box.workdirId)).toEqual([]);
   });
 
-  it("gateway in the foreground on a folder with the real Llama 3 tokenizer: usage counts are the real tokenizer's; SIGTERM ends it", async () => {
+  it("gateway in the foreground on a folder with the real Llama 3 tokenizer: usage counts are the real tokenizer's; ready only with Triton's gRPC reachable; SIGTERM ends it", async () => {
     await withServer(async ({ served }) => {
       const dir = join(box.dir, "real-tokenizer");
       mkdirSync(dir, { recursive: true });
@@ -387,10 +387,26 @@ describe("the OpenAI gateway against the world", { timeout: 300_000 }, () => {
       const promptTokens = realCount(chatPrompt(content));
       expect(chat.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: realCount(answer), total_tokens: promptTokens + realCount(answer) });
       expect(llama3Tokenizer.encode(chatPrompt(content), { bos: false, eos: false }).filter((id) => id >= 128000)).toEqual([128000, 128006, 128007, 128009, 128006, 128007]);
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<string, unknown>;
+      expect(health).toEqual({ status: "ready", triton: served.urls.http, tritonGrpc: served.urls.grpc, tritonReady: true, modelReady: true, grpcReachable: true });
       gateway.child.kill("SIGTERM");
       const ended = await gateway.exited();
       expect(ended.exitCode, ended.stderr).toBe(0);
       expect(ended.stdout).toContain(`OpenAI API at http://127.0.0.1:${port}/v1 for ${model}`);
+
+      // Triton's HTTP reachable but not its gRPC (a firewall, a wrong port): answers stream over
+      // gRPC, so the gateway is not ready, and a request says where it looked.
+      const nowhere = `127.0.0.1:${(await freePorts()).grpc}`;
+      const blind: Running = box.start(["gateway", "--triton-url", served.urls.http, "--triton-grpc", nowhere, "--port", String(port), "--model-dir", dir], { LLAMA3_TRT_API_KEY: "" });
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.status === 503, "the gateway without gRPC", 60_000);
+      const notReady = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<string, unknown>;
+      expect(notReady).toMatchObject({ status: "not ready", tritonReady: true, modelReady: true, grpcReachable: false, tritonGrpc: nowhere });
+      const refused = await open.chat.completions.create({ model, messages: [{ role: "user", content }] }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.APIError);
+      expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+      expect((refused as Error).message).toContain(`No server answers gRPC at ${nowhere}`);
+      blind.child.kill("SIGTERM");
+      expect((await blind.exited()).exitCode).toBe(0);
     });
   });
 });

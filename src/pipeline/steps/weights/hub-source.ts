@@ -22,9 +22,11 @@ export function hubSource(hub: Hub, repo: string, revision: string): WeightsSour
       // A commit's tree never changes: the files recorded for this very commit are its listing
       // (one request fewer for every no-op build, plan and status; the real Hub's recursive
       // tree of a model takes a few hundred milliseconds). Checked as a listing is.
+      // (A record that lacks a file this version needs, made by an older one, is not taken.)
       if (recorded?.commit === commit && recorded.mountDir === mountDir && recorded.files.every((f) => typeof f.oid === "string")) {
         refuseUnsafeListing(repo, commit, repoFiles(recorded));
-        return { commit, mountDir, modelPath: `snapshots/${commit}`, files: recorded.files };
+        const files = recorded.files.filter((f) => neededForConversion(f.path));
+        if ((await missingForConversion(files)).length === 0) return { commit, mountDir, modelPath: `snapshots/${commit}`, files };
       }
       const all = await hub.listFiles(repo, commit);
       // Names and ids from the server become paths here: all are checked before anything is written.

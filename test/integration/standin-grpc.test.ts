@@ -10,7 +10,6 @@
  * stand-in's pace (maxInFlight 1: one request generates at a time), so the order in which
  * requests get their tokens shows which of them holds the one slot.
  */
-import { execFile } from "node:child_process";
 import { cpSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
@@ -20,25 +19,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backendRepo, makeHfCheckpoint, py, repoRoot, tools } from "../helpers/standins.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { buildTritonStandinImage, sh, standinFill as FILL, tritonImageUnavailable, tritonStandinImage } from "../helpers/triton-image.ts";
 
-const BASE = "llama3-trt-world/debian:bookworm";
-const IMAGE = "llama3-trt-world/standin-grpc-test-tritonserver:latest";
+const IMAGE = tritonStandinImage;
 const PROTO = join(repoRoot, "world/images/common/proto/grpc_service.proto");
 const ITL_MS = 10;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sh(cmd: string, args: readonly string[], timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, [...args], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 // ---- the gRPC client, as the gateway makes it ----
 
@@ -145,16 +131,9 @@ function stop(id: string, inputs: string[] = ["input_ids", "input_lengths", "req
 
 // ---- the server in its image ----
 
-const FILL: Record<string, string> = {
-  preprocessing: "tokenizer_dir:/w/hf,tokenizer_type:auto,triton_max_batch_size:64,preprocessing_instance_count:1",
-  postprocessing: "tokenizer_dir:/w/hf,tokenizer_type:auto,triton_max_batch_size:64,postprocessing_instance_count:1",
-  tensorrt_llm_bls: "triton_max_batch_size:64,decoupled_mode:True,bls_instance_count:1,accumulate_tokens:False",
-  ensemble: "triton_max_batch_size:64",
-};
 
 async function prepare(dir: string): Promise<void> {
-  const build = await sh("docker", ["build", "-q", "-t", IMAGE, "-f", join(repoRoot, "world/images/tritonserver/Dockerfile"), "--build-arg", `BASE=${BASE}`, "--build-arg", "WORLD_RECORDER_URL=", join(repoRoot, "world/images")], 600_000);
-  if (build.code !== 0) throw new Error(`building ${IMAGE} failed:\n${build.stderr}`);
+  await buildTritonStandinImage();
   makeHfCheckpoint(join(dir, "hf"));
   const inv = { cwd: dir, invocations: join(dir, "host-inv.jsonl") };
   const c = await py([...tools.convert, "--model_dir", "./hf", "--output_dir", "./ckpt", "--dtype", "bfloat16", "--rotary_base", "500000"], inv);
@@ -182,7 +161,8 @@ describe("the Triton stand-in's gRPC ModelStreamInfer and HTTP disconnects, in i
 
   beforeAll(async () => {
     tmp = tempDir("llama3-trt-standin-grpc-");
-    if ((await sh("docker", ["image", "inspect", BASE], 20_000)).code !== 0) throw new Error(`the world's base image ${BASE} is absent (the integration setup makes it)`);
+    const unavailable = await tritonImageUnavailable();
+    if (unavailable) throw new Error(unavailable);
     await prepare(tmp.path);
     // The stand-in's pace: one slot, tokens every ITL_MS.
     recorder = createServer((req, res) => {

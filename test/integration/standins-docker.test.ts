@@ -7,50 +7,27 @@
  * Engines and filled model repositories are made on the host with the other stand-ins
  * (convert_checkpoint.py, trtllm-build, fill_template.py) and mounted into the container.
  */
-import { execFile } from "node:child_process";
 import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendRepo, chatPrompt, makeHfCheckpoint, py, readInvocations, repoRoot, tools } from "../helpers/standins.ts";
+import { backendRepo, chatPrompt, makeHfCheckpoint, py, readInvocations, tools } from "../helpers/standins.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { buildTritonStandinImage, type Run, sh, standinFill as FILL, tritonImageUnavailable, tritonStandinImage } from "../helpers/triton-image.ts";
 
-const BASE = "llama3-trt-world/debian:bookworm";
-const IMAGE = "llama3-trt-world/standins-test-tritonserver:latest";
+const IMAGE = tritonStandinImage;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sh(cmd: string, args: readonly string[], timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, [...args], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let skipReason = "";
 const containers: string[] = [];
 
 /** Prepares the image once; returns why the tests cannot run, or "" when they can. */
 async function prepareImage(): Promise<string> {
-  if ((await sh("docker", ["version", "--format", "{{.Server.Version}}"], 20_000)).code !== 0) return "no Docker engine answers";
-  if ((await sh("docker", ["image", "inspect", BASE], 20_000)).code !== 0) {
-    return `the world's base image ${BASE} is absent (npm run world:up makes it)`;
-  }
-  const build = await sh("docker", ["build", "-q", "-t", IMAGE, "-f", join(repoRoot, "world/images/tritonserver/Dockerfile"), "--build-arg", `BASE=${BASE}`, "--build-arg", "WORLD_RECORDER_URL=", join(repoRoot, "world/images")], 600_000);
-  if (build.code !== 0) throw new Error(`building ${IMAGE} failed:\n${build.stderr}`);
+  const unavailable = await tritonImageUnavailable();
+  if (unavailable) return unavailable;
+  await buildTritonStandinImage();
   return "";
 }
 
-const FILL: Record<string, string> = {
-  preprocessing: "tokenizer_dir:/w/hf,tokenizer_type:auto,triton_max_batch_size:64,preprocessing_instance_count:1",
-  postprocessing: "tokenizer_dir:/w/hf,tokenizer_type:auto,triton_max_batch_size:64,postprocessing_instance_count:1",
-  tensorrt_llm_bls: "triton_max_batch_size:64,decoupled_mode:True,bls_instance_count:1,accumulate_tokens:False",
-  ensemble: "triton_max_batch_size:64",
-};
 
 /** A model repository from the v0.8.0 templates, filled with fill_template.py. */
 async function filledRepo(dir: string, name: string, engine: string, trtllm: Record<string, string> = {}): Promise<string> {

@@ -14,6 +14,7 @@ import csv
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .. import textgen
+from . import tensors
 from .active import RequestError  # noqa: F401  (one error type for HTTP, gRPC and the engine)
 from .repository import Model
 
@@ -82,13 +83,7 @@ def parse_inputs(model: Model, body) -> Dict[str, list]:
             raise RequestError(f"unexpected inference input '{key}' for model '{model.name}'")
         datatype = mc.DataType.Name(declared[key].data_type)
         inputs[key] = _check_kind(model.name, key, datatype, value)
-    required = [i.name for i in model.config.input if not i.optional]
-    missing = [n for n in required if n not in inputs]
-    if missing:
-        raise RequestError(
-            f"expected {len(required)} inputs but got {len([k for k in inputs if k in required])} inputs for model "
-            f"'{model.name}'. Got input(s) {[k for k in inputs]}, but missing required input(s) {missing}. "
-            "Please provide all required input(s).")
+    tensors.check_required(model.name, [i.name for i in model.config.input if not i.optional], list(inputs))
     params = body.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise RequestError("failed to parse the request JSON buffer: 'parameters' must be an object")

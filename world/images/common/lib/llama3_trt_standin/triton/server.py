@@ -181,10 +181,7 @@ def _handler(state: State):
                     return self._sse([{"error": str(e)}])
                 return self._error(str(e))
             pace = state.pace
-            try:
-                job = state.registry.admit(0)  # 24.03's generate endpoint cannot set a request id
-            except generate.RequestError as e:
-                return self._error(str(e))
+            job = state.registry.admit(0)  # 24.03's generate endpoint cannot set a request id
             if action == "/generate":
                 text = "".join(chunks)
                 body_out = generate.response(model, text, n_tokens, None)

@@ -135,6 +135,16 @@ def decode_raw(name: str, model: str, datatype: str, raw: bytes, count: int) -> 
     return list(struct.unpack("<" + fmt * count, raw))
 
 
+def check_required(model: str, required: Sequence[str], given: Sequence[str]) -> None:
+    """Triton core's refusal of a request without every required input (HTTP and gRPC alike)."""
+    missing = [n for n in required if n not in given]
+    if missing:
+        raise TensorError(
+            f"expected {len(required)} inputs but got {len([k for k in given if k in required])} inputs for model "
+            f"'{model}'. Got input(s) {list(given)}, but missing required input(s) {missing}. "
+            "Please provide all required input(s).")
+
+
 def _matches(dims: Sequence[int], shape: Sequence[int]) -> bool:
     return len(dims) == len(shape) and all(s >= 1 if d == -1 else s == d for d, s in zip(dims, shape))
 
@@ -185,13 +195,7 @@ def decode_inputs(model: str, max_batch_size: int, specs: Sequence[InputSpec], i
         if io.name in seen:
             raise TensorError(f"input '{io.name}' already exists in request")
         seen.append(io.name)
-    required = [s.name for s in specs if not s.optional]
-    missing = [n for n in required if n not in seen]
-    if missing:
-        raise TensorError(
-            f"expected {len(required)} inputs but got {len([k for k in seen if k in required])} inputs for model "
-            f"'{model}'. Got input(s) {seen}, but missing required input(s) {missing}. "
-            "Please provide all required input(s).")
+    check_required(model, [s.name for s in specs if not s.optional], seen)
     out: Dict[str, list] = {}
     for io in inputs:
         spec = declared[io.name]
